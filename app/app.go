@@ -1,0 +1,309 @@
+// Package app wires a Switchyard process: it binds the edges' ports, starts
+// the embedded nats-server (or connects to NATS_URL), declares the
+// JetStream assets, builds the selected parts, runs them, and shuts them
+// down in order under one deadline: edges fail readiness and drain their
+// requests, then worker pools drain, then the NATS connection drains, then
+// the embedded server stops.
+//
+// A part is one edge or one worker pool. Parts do not know each other: a
+// new edge or pool is a new Part in the list cmd/switchyard passes to Run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/edge"
+	"github.com/switchyard/switchyard/jetstream"
+)
+
+// Component is anything with a lifecycle: Run blocks until Shutdown (or a
+// failure); Shutdown stops it gracefully within ctx and may be called twice.
+type Component interface {
+	Run(ctx context.Context) error
+	Shutdown(ctx context.Context) error
+}
+
+// Kind orders shutdown: edges stop before worker pools.
+type Kind int
+
+// Kinds of part.
+const (
+	KindEdge Kind = iota
+	KindWorkers
+)
+
+// Deps is what a part is built from. Everything in it is shared by the
+// parts of one process and safe for concurrent use.
+type Deps struct {
+	Config      *config.Config
+	NC          *nats.Conn
+	JS          natsjs.JetStream
+	Log         *slog.Logger
+	Registry    prometheus.Registerer
+	Gatherer    prometheus.Gatherer
+	HTTPMetrics *edge.Metrics
+	Checks      *edge.Checks
+	Version     string
+	// Listener is the part's bound port (edges only).
+	Listener net.Listener
+}
+
+// EdgeOptions returns the edge.Options every edge starts from.
+func (d *Deps) EdgeOptions(name string) edge.Options {
+	o := edge.Options{
+		Name: name, Listener: d.Listener, Log: d.Log, Version: d.Version,
+		Metrics: d.HTTPMetrics, MetricsPath: d.Config.Metrics.Path,
+		MaxBodyBytes: d.Config.Server.MaxBodyBytes, NC: d.NC, Checks: d.Checks,
+		WriteTimeout: d.Config.Rust.RequestTimeout.D() + 30*time.Second,
+	}
+	if d.Config.Metrics.Enabled {
+		o.Gatherer = d.Gatherer
+	}
+	return o
+}
+
+// Part is one edge or worker pool, runnable alone as a subcommand.
+type Part struct {
+	Name    string // subcommand name
+	Kind    Kind
+	Summary string // one line for --help
+	// Port returns the config key and port of an edge (nil for workers).
+	Port func(*config.Config) (key string, port int)
+	// Build creates the part's components.
+	Build func(*Deps) ([]Component, error)
+}
+
+// Options configures Run.
+type Options struct {
+	Config  *config.Config
+	Parts   []Part
+	Log     *slog.Logger
+	Version string
+	// Registry, when set, replaces a fresh Prometheus registry (tests).
+	Registry *prometheus.Registry
+	// Ready, when set, receives the bound edge addresses once every part runs.
+	Ready func(map[string]net.Addr)
+}
+
+// Run runs the parts until ctx ends or one of them fails, then shuts
+// everything down. It returns nil after a clean shutdown.
+func Run(ctx context.Context, o Options) error {
+	cfg, log := o.Config, o.Log
+	listeners := map[string]net.Listener{}
+	closeListeners := func() {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+	}
+	for _, p := range o.Parts {
+		if p.Port == nil {
+			continue
+		}
+		key, port := p.Port(cfg)
+		l, err := net.Listen("tcp", net.JoinHostPort(cfg.Server.Host, strconv.Itoa(port)))
+		if err != nil {
+			closeListeners()
+			return fmt.Errorf("%s edge: cannot listen on port %d (%s): %w", p.Name, port, key, errors.Unwrap(err))
+		}
+		listeners[p.Name] = l
+	}
+
+	maxMsg := int32(cfg.Server.MaxBodyBytes + 64<<10)
+	var emb *jetstream.Embedded
+	if cfg.NATS.URL == "" {
+		var err error
+		emb, err = jetstream.StartEmbedded(jetstream.EmbeddedOptions{
+			Host: cfg.Server.Host, Port: natsPort(cfg.NATS.Port), ConfigFile: cfg.NATS.ConfigFile,
+			StoreDir: filepath.Clean(cfg.DataDir), MaxPayload: maxMsg, ServerName: "switchyard",
+		}, log)
+		if err != nil {
+			closeListeners()
+			if errors.Is(err, jetstream.ErrPortInUse) {
+				return fmt.Errorf("embedded NATS: cannot listen on port %d (NATS_PORT): address already in use", cfg.NATS.Port)
+			}
+			return fmt.Errorf("embedded NATS: %w", err)
+		}
+		log.Info("embedded nats-server started", "url", emb.ClientURL(), "store_dir", emb.StoreDir())
+	}
+	stopNATS := func() {
+		if emb != nil {
+			emb.Shutdown()
+		}
+	}
+
+	nc, err := jetstream.Connect(cfg.NATS.ClientName, cfg.NATS.URL, emb, log)
+	if err != nil {
+		closeListeners()
+		stopNATS()
+		return err
+	}
+	if mp := nc.MaxPayload(); mp < int64(maxMsg) {
+		log.Warn("NATS max_payload is below the body limit; large bodies will be refused",
+			"max_payload", mp, "max_body_bytes", cfg.Server.MaxBodyBytes)
+	}
+	js, err := natsjs.New(nc)
+	if err == nil {
+		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = jetstream.Ensure(ectx, js, jetstream.Assets{
+			Replicas: cfg.NATS.Replicas, MaxMsgSize: maxMsg, JobTTL: cfg.LB.JobTTL.D(),
+		})
+		cancel()
+	}
+	if err != nil {
+		nc.Close()
+		closeListeners()
+		stopNATS()
+		return fmt.Errorf("jetstream assets: %w", err)
+	}
+
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	checks := edge.NewChecks()
+	checks.Add("nats", edge.NATSCheck(nc))
+	checks.Add("jetstream", edge.JetStreamCheck(js))
+	base := Deps{
+		Config: cfg, NC: nc, JS: js, Log: log, Registry: reg, Gatherer: reg,
+		HTTPMetrics: edge.NewMetrics(reg), Checks: checks, Version: o.Version,
+	}
+
+	type running struct {
+		part Part
+		comp Component
+	}
+	var comps []running
+	for _, p := range o.Parts {
+		d := base
+		d.Listener = listeners[p.Name]
+		cs, err := p.Build(&d)
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.D())
+			for _, r := range comps {
+				_ = r.comp.Shutdown(sctx)
+			}
+			cancel()
+			nc.Close()
+			closeListeners()
+			stopNATS()
+			return fmt.Errorf("%s: %w", p.Name, err)
+		}
+		for _, c := range cs {
+			comps = append(comps, running{p, c})
+		}
+	}
+
+	failed := make(chan error, len(comps))
+	var wg sync.WaitGroup
+	for _, r := range comps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.comp.Run(ctx); err != nil {
+				failed <- fmt.Errorf("%s: %w", r.part.Name, err)
+			}
+		}()
+	}
+	addrs := map[string]net.Addr{}
+	for name, l := range listeners {
+		addrs[name] = l.Addr()
+	}
+	if emb != nil {
+		addrs["nats"] = emb.Server().Addr()
+	}
+	log.Info("switchyard ready", "parts", partNames(o.Parts), "nats", natsURL(cfg, emb), "version", o.Version)
+	if o.Ready != nil {
+		o.Ready(addrs)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", context.Cause(ctx))
+	case runErr = <-failed:
+		log.Error("part failed, shutting down", "err", runErr)
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.D())
+	defer cancel()
+	var errs []error
+	for _, kind := range []Kind{KindEdge, KindWorkers} {
+		var swg sync.WaitGroup
+		var mu sync.Mutex
+		for _, r := range comps {
+			if r.part.Kind != kind {
+				continue
+			}
+			swg.Add(1)
+			go func() {
+				defer swg.Done()
+				if err := r.comp.Shutdown(sctx); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s shutdown: %w", r.part.Name, err))
+					mu.Unlock()
+				}
+			}()
+		}
+		swg.Wait()
+	}
+	wg.Wait()
+	drainNATS(sctx, nc, log)
+	stopNATS()
+	log.Info("switchyard stopped")
+	if runErr != nil {
+		return runErr
+	}
+	return errors.Join(errs...)
+}
+
+func drainNATS(ctx context.Context, nc *nats.Conn, log *slog.Logger) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		log.Warn("nats drain timed out")
+		nc.Close()
+	}
+}
+
+func natsPort(p int) int {
+	if p == 0 {
+		return 0
+	}
+	return p
+}
+
+func natsURL(cfg *config.Config, emb *jetstream.Embedded) string {
+	if emb != nil {
+		return emb.ClientURL()
+	}
+	return cfg.NATS.URL
+}
+
+func partNames(ps []Part) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return out
+}

@@ -1,0 +1,132 @@
+// Command switchyard runs Switchyard: every edge and worker pool in one
+// process (`switchyard run`), or one of them alone so a deployment can
+// scale each part separately. See `switchyard --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/switchyard/switchyard/app"
+	"github.com/switchyard/switchyard/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	ps := parts()
+	fs := flag.NewFlagSet("switchyard", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "path of config.yaml (default $CONFIG_FILE, or ./config.yaml when it exists)")
+	fs.Usage = func() { usage(stderr, ps) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		usage(stderr, ps)
+		return 2
+	}
+	cmd := rest[0]
+	// Flags may also follow the subcommand: switchyard run -config x.yaml
+	if err := fs.Parse(rest[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "switchyard: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var selected []app.Part
+	switch cmd {
+	case "help", "-h", "--help":
+		usage(stdout, ps)
+		return 0
+	case "version":
+		fmt.Fprintln(stdout, "switchyard", version)
+		return 0
+	case "run":
+		selected = ps
+	default:
+		for _, p := range ps {
+			if p.Name == cmd {
+				selected = []app.Part{p}
+			}
+		}
+		if selected == nil {
+			fmt.Fprintf(stderr, "switchyard: unknown command %q (see switchyard --help)\n", cmd)
+			return 2
+		}
+	}
+
+	environ := env.ToMap(os.Environ())
+	path := *cfgPath
+	if path == "" {
+		path = environ["CONFIG_FILE"]
+	}
+	if path == "" {
+		if _, err := os.Stat("config.yaml"); err == nil {
+			path = "config.yaml"
+		}
+	}
+	cfg, err := config.Load(path, environ)
+	if err != nil {
+		fmt.Fprintln(stderr, "switchyard:", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level(cfg.Log.Level)}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx, app.Options{Config: cfg, Parts: selected, Log: log, Version: version}); err != nil {
+		fmt.Fprintln(stderr, "switchyard:", err)
+		return 1
+	}
+	return 0
+}
+
+func level(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(strings.ToUpper(s)))
+	return l
+}
+
+func usage(w io.Writer, ps []app.Part) {
+	fmt.Fprint(w, `switchyard: the NATS services layer between Node.js and Rust services.
+
+Usage:
+  switchyard [-config config.yaml] <command>
+
+Commands:
+  run        every edge and worker pool in one process
+`)
+	for _, p := range ps {
+		fmt.Fprintf(w, "  %-10s %s\n", p.Name, p.Summary)
+	}
+	fmt.Fprint(w, `  version    print the version
+  help       this text
+
+With no NATS_URL every command starts an embedded nats-server with JetStream
+(store in DATA_DIR, client port NATS_PORT); with NATS_URL it connects there.
+Configuration: defaults < config.yaml < environment (see README.md).
+`)
+}

@@ -1,0 +1,18 @@
+package main
+
+import (
+	"github.com/switchyard/switchyard/app"
+	"github.com/switchyard/switchyard/edge/broker"
+	"github.com/switchyard/switchyard/edge/cache"
+	"github.com/switchyard/switchyard/edge/stream"
+)
+
+// parts lists every edge and worker pool, in start order. `run` starts
+// them all; each name is also a subcommand that starts that part alone.
+func parts() []app.Part {
+	return []app.Part{
+		broker.Part,
+		cache.Part,
+		stream.Part,
+	}
+}

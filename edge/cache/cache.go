@@ -1,0 +1,13 @@
+// Package cache is the cache coordinator edge (default port 8083): a local
+// tier and a shared tier (JetStream KV, or Redis when configured) with
+// namespaces per service. It serves /health and /metrics.
+package cache
+
+import (
+	"github.com/switchyard/switchyard/app"
+	"github.com/switchyard/switchyard/config"
+)
+
+// Part runs the cache edge.
+var Part = app.EdgePart("cache", "cache coordinator edge (local + shared tier)",
+	func(c *config.Config) (string, int) { return "CACHE_PORT", c.Server.CachePort }, nil)

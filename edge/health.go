@@ -1,0 +1,92 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// Check reports whether one dependency is ready; nil means ready.
+type Check func(ctx context.Context) error
+
+// Checks is a set of named readiness checks shared by the edges of one
+// process: workers register theirs so every edge's /health reports them.
+type Checks struct {
+	mu     sync.RWMutex
+	checks map[string]Check
+}
+
+// NewChecks returns an empty set.
+func NewChecks() *Checks { return &Checks{checks: map[string]Check{}} }
+
+// Add registers (or replaces) a named check.
+func (c *Checks) Add(name string, fn Check) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checks[name] = fn
+}
+
+// Remove drops a named check.
+func (c *Checks) Remove(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.checks, name)
+}
+
+// Run runs every check and returns each result by name, sorted.
+func (c *Checks) Run(ctx context.Context) ([]string, map[string]error) {
+	c.mu.RLock()
+	names := make([]string, 0, len(c.checks))
+	fns := make(map[string]Check, len(c.checks))
+	for n, fn := range c.checks {
+		names = append(names, n)
+		fns[n] = fn
+	}
+	c.mu.RUnlock()
+	sort.Strings(names)
+	out := make(map[string]error, len(names))
+	for _, n := range names {
+		out[n] = fns[n](ctx)
+	}
+	return names, out
+}
+
+// NATSCheck is ready while nc is connected.
+func NATSCheck(nc *nats.Conn) Check {
+	return func(context.Context) error {
+		if s := nc.Status(); s != nats.CONNECTED {
+			return errors.New("nats connection " + s.String())
+		}
+		return nil
+	}
+}
+
+// JetStreamCheck is ready while JetStream answers for the account. A
+// result is reused for a second so probes under load cost little.
+func JetStreamCheck(js natsjs.JetStream) Check {
+	var (
+		mu   sync.Mutex
+		at   time.Time
+		last error
+	)
+	return func(ctx context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) < time.Second {
+			return last
+		}
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		if err != nil {
+			err = errors.New("jetstream: " + err.Error())
+		}
+		at, last = time.Now(), err
+		return err
+	}
+}

@@ -1,0 +1,13 @@
+// Package stream is the stream processor edge (default port 8084): streams
+// of vision, audio and parameter chunks with WebSocket subscriptions and
+// backpressure. It serves /health and /metrics.
+package stream
+
+import (
+	"github.com/switchyard/switchyard/app"
+	"github.com/switchyard/switchyard/config"
+)
+
+// Part runs the stream edge.
+var Part = app.EdgePart("stream", "stream processor edge (vision, audio and parameter chunks)",
+	func(c *config.Config) (string, int) { return "STREAM_PORT", c.Server.StreamPort }, nil)

@@ -1,0 +1,128 @@
+package jetstream
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// ErrPortInUse is returned by StartEmbedded when the client port is taken.
+var ErrPortInUse = errors.New("port already in use")
+
+// EmbeddedOptions configures an in-process nats-server.
+type EmbeddedOptions struct {
+	// Host to listen on; empty means all interfaces (as nats-server does).
+	Host string
+	// Port is the client port; 0 picks a free port, -1 opens none (in-process only).
+	Port int
+	// StoreDir holds JetStream's files; the server writes under StoreDir/jetstream.
+	StoreDir string
+	// ConfigFile, when set, is a nats-server config file loaded first; Port
+	// and StoreDir above still apply when the file leaves them unset.
+	ConfigFile string
+	// MaxPayload raises the server's max_payload to at least this many bytes.
+	MaxPayload int32
+	// ServerName names the server in `nats server ls` and JetStream metadata.
+	ServerName string
+}
+
+// Embedded is a running in-process nats-server with JetStream.
+type Embedded struct {
+	srv *server.Server
+	log *slog.Logger
+}
+
+// StartEmbedded starts nats-server in this process with JetStream and waits
+// until it accepts connections. It returns ErrPortInUse (wrapped, naming the
+// port) when the client port is taken.
+func StartEmbedded(o EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
+	opts := &server.Options{}
+	if o.ConfigFile != "" {
+		var err error
+		opts, err = server.ProcessConfigFile(o.ConfigFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats config %s: %w", o.ConfigFile, err)
+		}
+	}
+	if opts.Host == "" {
+		opts.Host = o.Host
+	}
+	if opts.Port == 0 {
+		opts.Port = o.Port
+	}
+	if opts.Port == 0 {
+		opts.Port = server.RANDOM_PORT
+	}
+	if opts.Port == -1 {
+		opts.DontListen = true
+	}
+	if opts.StoreDir == "" {
+		opts.StoreDir = o.StoreDir
+	}
+	if opts.ServerName == "" {
+		opts.ServerName = o.ServerName
+	}
+	opts.JetStream = true
+	opts.NoSigs = true
+	if opts.MaxPayload < o.MaxPayload {
+		opts.MaxPayload = o.MaxPayload
+	}
+	if opts.MaxPending < int64(opts.MaxPayload)*4 {
+		opts.MaxPending = int64(opts.MaxPayload) * 4
+	}
+	if !opts.DontListen && opts.Port > 0 {
+		host := opts.Host
+		if host == "" {
+			host = "0.0.0.0"
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(opts.Port)))
+		if err != nil {
+			return nil, fmt.Errorf("nats client port %d: %w", opts.Port, ErrPortInUse)
+		}
+		_ = l.Close()
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	if log != nil {
+		srv.SetLoggerV2(&serverLogger{log: log.With("component", "nats-server")}, false, false, false)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("nats server on port %d did not become ready", opts.Port)
+	}
+	return &Embedded{srv: srv, log: log}, nil
+}
+
+// Server returns the underlying server, e.g. for nats.InProcessServer.
+func (e *Embedded) Server() *server.Server { return e.srv }
+
+// ClientURL is the nats:// URL clients outside the process use.
+func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+
+// StoreDir is where JetStream keeps its files.
+func (e *Embedded) StoreDir() string { return filepath.Join(e.srv.StoreDir()) }
+
+// Shutdown stops the server and waits until it has stopped. Safe to call twice.
+func (e *Embedded) Shutdown() {
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}
+
+type serverLogger struct{ log *slog.Logger }
+
+func (l *serverLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }

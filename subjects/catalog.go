@@ -1,0 +1,45 @@
+package subjects
+
+// Entry names one item of the public contract: a subject pattern, a stream,
+// a bucket, a consumer, a queue group or a header.
+type Entry struct {
+	Kind    string // "subject", "queue", "stream", "bucket", "consumer", "header"
+	Pattern string // as written in subjects/README.md, e.g. "svc.<service>.<tokens>"
+}
+
+// Catalog lists every entry of the contract. subjects/README.md documents
+// each of them; a test fails when the two disagree.
+func Catalog() []Entry {
+	return []Entry{
+		{"subject", "svc.<service>.<tokens>"},
+		{"queue", "svc.<service>"},
+		{"subject", "jobs.<service>.<tokens>"},
+		{"consumer", "jobs-<service>"},
+		{"subject", "cache.<op>.<namespace>"},
+		{"subject", "stream.<id>.in"},
+		{"subject", "stream.<id>.out"},
+		{"subject", "broker.svc.<service>.<topic>"},
+		{"subject", "broker.presence.<service>"},
+		{"subject", DiscoveryPing},
+		{"subject", DiscoveryInfo},
+		{"subject", DiscoveryStats},
+		{"stream", StreamJobs},
+		{"stream", StreamStreams},
+		{"stream", StreamBroker},
+		{"bucket", BucketJobs},
+		{"bucket", BucketStreams},
+		{"bucket", BucketServices},
+		{"bucket", BucketCache},
+		{"header", HeaderMethod},
+		{"header", HeaderPath},
+		{"header", HeaderQuery},
+		{"header", HeaderStatus},
+		{"header", HeaderJobID},
+		{"header", HeaderErrorCode},
+		{"header", HeaderRetryAfter},
+		{"header", HeaderMicroError},
+		{"header", HeaderMicroErrorCode},
+		{"header", HeaderMsgID},
+		{"micro", ProxyServiceName},
+	}
+}

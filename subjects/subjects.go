@@ -1,0 +1,288 @@
+package subjects
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrInvalid is returned (wrapped) by every builder and validator for input
+// that cannot form a valid NATS subject, stream, bucket or consumer name.
+var ErrInvalid = errors.New("invalid name")
+
+// Subject roots. Each is the first token of a family of subjects.
+const (
+	// RootService is the root of core-NATS service calls: svc.<service>.<tokens>.
+	RootService = "svc"
+	// RootJobs is the root of durable jobs: jobs.<service>.<tokens>, stored in StreamJobs.
+	RootJobs = "jobs"
+	// RootCache is the root of cache operations: cache.<op>.<namespace>.
+	RootCache = "cache"
+	// RootStream is the root of stream chunks: stream.<id>.in and stream.<id>.out.
+	RootStream = "stream"
+	// RootBroker is the root of broker traffic: broker.svc.<service>.<topic> and broker.presence.<service>.
+	RootBroker = "broker"
+)
+
+// JetStream streams.
+const (
+	// StreamJobs is a work-queue stream holding jobs.> until a worker acks them.
+	StreamJobs = "JOBS"
+	// StreamStreams holds stream.*.in and stream.*.out chunks for replay.
+	StreamStreams = "STREAMS"
+	// StreamBroker holds broker.svc.> messages for persistent delivery.
+	StreamBroker = "BROKER"
+)
+
+// JetStream key-value buckets.
+const (
+	// BucketJobs holds one record per durable job, keyed by job id.
+	BucketJobs = "jobs"
+	// BucketStreams holds stream metadata, keyed by stream id.
+	BucketStreams = "streams"
+	// BucketServices holds broker presence, keyed by service name.
+	BucketServices = "services"
+	// BucketCache is the shared cache tier, keyed by <namespace>.<key>.
+	BucketCache = "cache"
+)
+
+// Subjects served by the micro discovery protocol (see nats.go/micro).
+const (
+	// DiscoveryPing is answered by every micro service.
+	DiscoveryPing = "$SRV.PING"
+	// DiscoveryInfo returns endpoints and metadata of every micro service.
+	DiscoveryInfo = "$SRV.INFO"
+	// DiscoveryStats returns per-endpoint statistics of every micro service.
+	DiscoveryStats = "$SRV.STATS"
+)
+
+// ProxyServiceName is the micro service name every proxy worker registers,
+// so `nats micro ls` and the lb edge's GET /services see it.
+const ProxyServiceName = "switchyard-proxy"
+
+// HTTP-over-NATS headers. A request carries the method, path and query as
+// headers and the HTTP body as the payload; the reply carries the status
+// code as a header and the response body as the payload. Every other header
+// is an end-to-end HTTP header passed through unchanged.
+const (
+	// HeaderMethod is the HTTP method of a request (absent means GET).
+	HeaderMethod = "Switchyard-Method"
+	// HeaderPath is the request path with the service prefix stripped, always starting with "/".
+	HeaderPath = "Switchyard-Path"
+	// HeaderQuery is the raw query string without "?" (absent means none).
+	HeaderQuery = "Switchyard-Query"
+	// HeaderStatus is the HTTP status of a reply (absent means 200).
+	HeaderStatus = "Switchyard-Status"
+	// HeaderJobID names the durable job a jobs.> message belongs to.
+	HeaderJobID = "Switchyard-Job-Id"
+	// HeaderErrorCode is the machine-readable error code of an error reply.
+	HeaderErrorCode = "Switchyard-Error-Code"
+	// HeaderRetryAfter is the Retry-After value, in seconds, of an error reply.
+	HeaderRetryAfter = "Retry-After"
+	// HeaderMicroError and HeaderMicroErrorCode are the micro protocol's error
+	// headers; a reply carrying them is mapped to an HTTP error.
+	HeaderMicroError     = "Nats-Service-Error"
+	HeaderMicroErrorCode = "Nats-Service-Error-Code"
+	// HeaderMsgID is JetStream's de-duplication header.
+	HeaderMsgID = "Nats-Msg-Id"
+)
+
+// MaxTokens bounds the number of path tokens a subject may carry.
+const MaxTokens = 16
+
+// ValidName reports whether s is a valid service, namespace or operation
+// name: 1 to 64 characters of [a-z0-9_-], starting with a letter or digit.
+// Such a name is a valid subject token, stream-safe and bucket-key-safe.
+func ValidName(s string) error {
+	if s == "" || len(s) > 64 {
+		return fmt.Errorf("%w: name %q must be 1 to 64 characters", ErrInvalid, s)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return fmt.Errorf("%w: name %q may hold only a-z, 0-9, '_' and '-', starting with a letter or digit", ErrInvalid, s)
+		}
+	}
+	return nil
+}
+
+// ValidToken reports whether s can stand as one subject token: 1 to 128
+// printable ASCII characters other than '.', '*' and '>'.
+func ValidToken(s string) error {
+	if s == "" || len(s) > 128 {
+		return fmt.Errorf("%w: token %q must be 1 to 128 characters", ErrInvalid, s)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '.' || c == '*' || c == '>' {
+			return fmt.Errorf("%w: token %q holds %q", ErrInvalid, s, c)
+		}
+	}
+	return nil
+}
+
+// PathTokens turns an HTTP path into subject tokens, one per non-empty
+// segment. Characters that cannot stand in a token ('.', '*', '>', spaces,
+// control and non-ASCII bytes) become '_'; a path with no segment gives the
+// single token "_". At most MaxTokens tokens are kept: the rest of the path
+// is folded into the last token. The subject is for routing and filtering;
+// the exact path always travels in HeaderPath.
+func PathTokens(path string) []string {
+	var toks []string
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "" {
+			continue
+		}
+		if len(seg) > 128 {
+			seg = seg[:128]
+		}
+		toks = append(toks, sanitize(seg))
+	}
+	if len(toks) == 0 {
+		return []string{"_"}
+	}
+	if len(toks) > MaxTokens {
+		toks = append(toks[:MaxTokens-1], "_")
+	}
+	return toks
+}
+
+func sanitize(seg string) string {
+	ok := true
+	for i := 0; i < len(seg); i++ {
+		if c := seg[i]; c <= ' ' || c >= 0x7f || c == '.' || c == '*' || c == '>' {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return seg
+	}
+	b := []byte(seg)
+	for i, c := range b {
+		if c <= ' ' || c >= 0x7f || c == '.' || c == '*' || c == '>' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func join(root, name string, tokens []string) (string, error) {
+	if err := ValidName(name); err != nil {
+		return "", err
+	}
+	if len(tokens) == 0 {
+		return "", fmt.Errorf("%w: %s.%s needs at least one token", ErrInvalid, root, name)
+	}
+	if len(tokens) > MaxTokens {
+		return "", fmt.Errorf("%w: more than %d tokens", ErrInvalid, MaxTokens)
+	}
+	n := len(root) + 1 + len(name)
+	for _, t := range tokens {
+		if err := ValidToken(t); err != nil {
+			return "", err
+		}
+		n += 1 + len(t)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	sb.WriteString(root)
+	sb.WriteByte('.')
+	sb.WriteString(name)
+	for _, t := range tokens {
+		sb.WriteByte('.')
+		sb.WriteString(t)
+	}
+	return sb.String(), nil
+}
+
+// Service returns svc.<service>.<tokens...>, the subject of a core-NATS
+// service call. It returns ErrInvalid for a bad service name or token.
+func Service(service string, tokens ...string) (string, error) {
+	return join(RootService, service, tokens)
+}
+
+// ServiceAll returns svc.<service>.>, the subject a worker of service subscribes to.
+func ServiceAll(service string) (string, error) {
+	if err := ValidName(service); err != nil {
+		return "", err
+	}
+	return RootService + "." + service + ".>", nil
+}
+
+// ServiceQueue returns svc.<service>, the queue group every worker of service joins.
+func ServiceQueue(service string) (string, error) {
+	if err := ValidName(service); err != nil {
+		return "", err
+	}
+	return RootService + "." + service, nil
+}
+
+// Job returns jobs.<service>.<tokens...>, the subject of a durable job.
+func Job(service string, tokens ...string) (string, error) {
+	return join(RootJobs, service, tokens)
+}
+
+// JobsAll returns jobs.<service>.>, the filter of the service's jobs consumer.
+func JobsAll(service string) (string, error) {
+	if err := ValidName(service); err != nil {
+		return "", err
+	}
+	return RootJobs + "." + service + ".>", nil
+}
+
+// JobsConsumer returns jobs-<service>, the durable consumer on StreamJobs
+// that the service's job workers share.
+func JobsConsumer(service string) (string, error) {
+	if err := ValidName(service); err != nil {
+		return "", err
+	}
+	return "jobs-" + service, nil
+}
+
+// Cache returns cache.<op>.<namespace>, the subject of a cache operation.
+func Cache(op, namespace string) (string, error) {
+	if err := ValidName(op); err != nil {
+		return "", err
+	}
+	if err := ValidName(namespace); err != nil {
+		return "", err
+	}
+	return RootCache + "." + op + "." + namespace, nil
+}
+
+// StreamIn returns stream.<id>.in, the subject of chunks sent into stream id.
+func StreamIn(id string) (string, error) {
+	if err := ValidName(id); err != nil {
+		return "", err
+	}
+	return RootStream + "." + id + ".in", nil
+}
+
+// StreamOut returns stream.<id>.out, the subject of processed chunks of stream id.
+func StreamOut(id string) (string, error) {
+	if err := ValidName(id); err != nil {
+		return "", err
+	}
+	return RootStream + "." + id + ".out", nil
+}
+
+// BrokerService returns broker.svc.<service>.<topic tokens...>, a message for service.
+func BrokerService(service string, topic ...string) (string, error) {
+	s, err := join(RootService, service, topic)
+	if err != nil {
+		return "", err
+	}
+	return RootBroker + "." + s, nil
+}
+
+// Presence returns broker.presence.<service>, where a service's presence changes are announced.
+func Presence(service string) (string, error) {
+	if err := ValidName(service); err != nil {
+		return "", err
+	}
+	return RootBroker + ".presence." + service, nil
+}
