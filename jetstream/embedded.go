@@ -56,11 +56,11 @@ func StartEmbedded(o EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
 	if opts.Port == 0 {
 		opts.Port = o.Port
 	}
-	if opts.Port == 0 {
-		opts.Port = server.RANDOM_PORT
-	}
-	if opts.Port == -1 {
+	switch opts.Port {
+	case -1:
 		opts.DontListen = true
+	case 0:
+		opts.Port = server.RANDOM_PORT
 	}
 	if opts.StoreDir == "" {
 		opts.StoreDir = o.StoreDir
@@ -107,7 +107,16 @@ func StartEmbedded(o EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
 func (e *Embedded) Server() *server.Server { return e.srv }
 
 // ClientURL is the nats:// URL clients outside the process use.
-func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+func (e *Embedded) ClientURL() string {
+	if a, ok := e.srv.Addr().(*net.TCPAddr); ok {
+		host := a.IP.String()
+		if a.IP.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		return "nats://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+	}
+	return e.srv.ClientURL()
+}
 
 // StoreDir is where JetStream keeps its files.
 func (e *Embedded) StoreDir() string { return filepath.Join(e.srv.StoreDir()) }

@@ -4,7 +4,9 @@ import (
 	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/edge/broker"
 	"github.com/switchyard/switchyard/edge/cache"
+	"github.com/switchyard/switchyard/edge/lb"
 	"github.com/switchyard/switchyard/edge/stream"
+	"github.com/switchyard/switchyard/workers/proxy"
 )
 
 // parts lists every edge and worker pool, in start order. `run` starts
@@ -12,7 +14,9 @@ import (
 func parts() []app.Part {
 	return []app.Part{
 		broker.Part,
+		lb.Part,
 		cache.Part,
 		stream.Part,
+		proxy.Part,
 	}
 }

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/switchyard/switchyard/app"
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/subjects"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testConfig is the default configuration on random loopback ports.
+func testConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Server.Host = "127.0.0.1"
+	cfg.Server.BrokerPort, cfg.Server.LBPort, cfg.Server.CachePort, cfg.Server.StreamPort = 0, 0, 0, 0
+	cfg.NATS.Port = 0
+	cfg.DataDir = t.TempDir()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+type running struct {
+	addrs map[string]net.Addr
+	stop  func() error
+}
+
+// start runs every part in-process and stops it in t.Cleanup.
+func start(t *testing.T, cfg *config.Config) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan map[string]net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, app.Options{
+			Config: cfg, Parts: parts(), Log: slog.New(slog.DiscardHandler), Version: "test",
+			Ready: func(a map[string]net.Addr) { ready <- a },
+		})
+	}()
+	r := &running{}
+	select {
+	case r.addrs = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("run: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("not ready within 60s")
+	}
+	var stopped bool
+	var stopErr error
+	r.stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			stopErr = <-done
+		}
+		return stopErr
+	}
+	t.Cleanup(func() { _ = r.stop() })
+	return r
+}
+
+func (r *running) url(part, path string) string {
+	return "http://" + r.addrs[part].String() + path
+}
+
+func TestRunAllEdgesHealthyWithMetrics(t *testing.T) {
+	r := start(t, testConfig(t))
+	for _, edge := range []string{"broker", "lb", "cache", "stream"} {
+		resp, err := http.Get(r.url(edge, "/health"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Status  string `json:"status"`
+			Service string `json:"service"`
+			Version string `json:"version"`
+			NATS    struct{ Connected bool }
+			Checks  map[string]string `json:"checks"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || body.Status != "ok" || body.Service != edge || body.Version != "test" ||
+			!body.NATS.Connected || body.Checks["jetstream"] != "ok" {
+			t.Errorf("%s /health = %d %+v", edge, resp.StatusCode, body)
+		}
+		resp, err = http.Get(r.url(edge, "/metrics"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{
+			`switchyard_http_requests_total{edge="` + edge + `",method="GET",route="/health",status="200"}`,
+			"switchyard_http_request_duration_seconds_bucket", "go_goroutines", "process_resident_memory_bytes",
+		} {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Errorf("%s /metrics lacks %s", edge, want)
+			}
+		}
+	}
+	// JetStream assets exist, reachable over TCP like the nats CLI.
+	nc, err := nats.Connect("nats://" + r.addrs["nats"].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := natsjs.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range []string{subjects.StreamJobs, subjects.StreamStreams, subjects.StreamBroker} {
+		if _, err := js.Stream(ctx, s); err != nil {
+			t.Errorf("stream %s: %v", s, err)
+		}
+	}
+	for _, b := range []string{subjects.BucketJobs, subjects.BucketStreams, subjects.BucketServices, subjects.BucketCache} {
+		if _, err := js.KeyValue(ctx, b); err != nil {
+			t.Errorf("bucket %s: %v", b, err)
+		}
+	}
+	if err := r.stop(); err != nil {
+		t.Fatalf("clean shutdown: %v", err)
+	}
+}
+
+func TestErrorsShareOneJSONShape(t *testing.T) {
+	r := start(t, testConfig(t))
+	cases := []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"GET", "/nope", 404, "not_found"},
+		{"POST", "/health", 405, "method_not_allowed"},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest(tc.method, r.url("broker", tc.path), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || body.Error.Code != tc.code || body.Error.Message == "" ||
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s = %d %+v", tc.method, tc.path, resp.StatusCode, body)
+		}
+	}
+	// A body over the limit is refused with 413 before it is read.
+	big := bytes.Repeat([]byte("x"), int(config.Default().Server.MaxBodyBytes)+1)
+	resp, err := http.Post(r.url("lb", "/vision/x"), "application/octet-stream", bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Errorf("oversized body = %d, want 413", resp.StatusCode)
+	}
+}
+
+func TestSecondInstanceOnSamePortsFails(t *testing.T) {
+	cfg := testConfig(t)
+	r := start(t, cfg)
+	cfg2 := *cfg
+	cfg2.DataDir = t.TempDir()
+	_, port, _ := net.SplitHostPort(r.addrs["broker"].String())
+	cfg2.Server.BrokerPort = atoi(port)
+	err := app.Run(context.Background(), app.Options{Config: &cfg2, Parts: parts(), Log: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "BROKER_PORT") || !strings.Contains(err.Error(), port) {
+		t.Fatalf("second instance: %v", err)
+	}
+	cfg3 := *cfg
+	cfg3.DataDir = t.TempDir()
+	_, nport, _ := net.SplitHostPort(r.addrs["nats"].String())
+	cfg3.NATS.Port = atoi(nport)
+	err = app.Run(context.Background(), app.Options{Config: &cfg3, Parts: parts(), Log: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "NATS_PORT") {
+		t.Fatalf("second NATS: %v", err)
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+func TestCommandLine(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errb); code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	for _, sub := range []string{"run", "broker", "lb", "cache", "stream", "proxy"} {
+		if !strings.Contains(errb.String()+out.String(), "  "+sub) {
+			t.Errorf("--help does not list %s", sub)
+		}
+	}
+	errb.Reset()
+	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "unknown command") {
+		t.Errorf("unknown command: exit %d, %q", code, errb.String())
+	}
+	t.Setenv("NATS_URL", "bogus://x")
+	errb.Reset()
+	code := run([]string{"run"}, &out, &errb)
+	lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+	if code == 0 || len(lines) != 1 || !strings.Contains(lines[0], "NATS_URL") || !strings.Contains(lines[0], "bogus://x") {
+		t.Errorf("NATS_URL=bogus://x: exit %d, stderr %q", code, errb.String())
+	}
+	t.Setenv("NATS_URL", "")
+	t.Setenv("BROKER_PORT", "abc")
+	errb.Reset()
+	code = run([]string{"run"}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), `BROKER_PORT="abc"`) {
+		t.Errorf("BROKER_PORT=abc: exit %d, stderr %q", code, errb.String())
+	}
+}

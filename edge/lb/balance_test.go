@@ -1,0 +1,115 @@
+package lb_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/switchyard/switchyard/config"
+)
+
+// load sends n GET requests from c concurrent clients and returns the
+// failures (any non-200 answer or transport error).
+func load(t *testing.T, url string, n, c int, during func(i int64)) (failures []string) {
+	t.Helper()
+	var next atomic.Int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c}}
+	defer client.CloseIdleConnections()
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				if during != nil {
+					during(i)
+				}
+				resp, err := client.Get(url)
+				if err != nil {
+					mu.Lock()
+					failures = append(failures, err.Error())
+					mu.Unlock()
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					mu.Lock()
+					failures = append(failures, resp.Status+" "+string(b))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return failures
+}
+
+func TestWeightsHonouredOver10000Requests(t *testing.T) {
+	a, hitsA := echoUpstream(t, "a")
+	b, hitsB := echoUpstream(t, "b")
+	cfg := baseConfig(t)
+	cfg.Services["vision"] = config.Service{Upstreams: []config.Upstream{{URL: a.URL, Weight: 3}, {URL: b.URL, Weight: 1}}}
+	s := startSys(t, cfg)
+	if f := load(t, s.url+"/vision/x", 10000, 16, nil); len(f) > 0 {
+		t.Fatalf("%d failures, first: %s", len(f), f[0])
+	}
+	ra := float64(hitsA.Load()) / 10000
+	if ra < 0.75*0.95 || ra > 0.75*1.05 || hitsA.Load()+hitsB.Load() != 10000 {
+		t.Fatalf("split a=%d b=%d, want 7500:2500 within 5%%", hitsA.Load(), hitsB.Load())
+	}
+}
+
+// killable is an upstream whose listener and connections can be cut mid-run.
+type killable struct {
+	*httptest.Server
+	hits atomic.Int64
+}
+
+func newKillable(t *testing.T) *killable {
+	k := &killable{}
+	k.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" {
+			k.hits.Add(1)
+		}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	t.Cleanup(k.Close)
+	return k
+}
+
+func (k *killable) kill() {
+	k.Listener.Close()
+	k.CloseClientConnections()
+	k.Config.SetKeepAlivesEnabled(false)
+	_ = k.Config.Shutdown(context.Background())
+}
+
+func TestNoFailedIdempotentRequestWhileAnUpstreamDies(t *testing.T) {
+	a, b := newKillable(t), newKillable(t)
+	cfg := baseConfig(t)
+	cfg.Services["vision"] = config.Service{Upstreams: []config.Upstream{{URL: a.URL}, {URL: b.URL}}}
+	s := startSys(t, cfg)
+	var once sync.Once
+	f := load(t, s.url+"/vision/x", 4000, 16, func(i int64) {
+		if i == 1000 {
+			once.Do(a.kill)
+		}
+	})
+	if len(f) > 0 {
+		t.Fatalf("%d failed requests while one of two upstreams died; first: %s", len(f), f[0])
+	}
+	if a.hits.Load() == 0 || b.hits.Load() < 3000 {
+		t.Fatalf("hits a=%d b=%d", a.hits.Load(), b.hits.Load())
+	}
+
+}

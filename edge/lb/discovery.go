@@ -1,0 +1,156 @@
+package lb
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/switchyard/switchyard/subjects"
+)
+
+// Instance is one micro service instance found on NATS.
+type Instance struct {
+	Name        string                `json:"name"`
+	ID          string                `json:"id"`
+	Version     string                `json:"version"`
+	Description string                `json:"description,omitempty"`
+	Endpoints   []micro.EndpointInfo  `json:"-"`
+	Stats       []micro.EndpointStats `json:"endpoints"`
+}
+
+// discovery asks NATS which micro services run ($SRV.INFO) every interval,
+// and on demand for their statistics ($SRV.STATS). It holds only a cache.
+type discovery struct {
+	nc       *nats.Conn
+	interval time.Duration
+	log      *slog.Logger
+
+	mu       sync.RWMutex
+	services map[string]bool // service names routable because a worker is on svc.<name>.>
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+func newDiscovery(nc *nats.Conn, interval time.Duration, log *slog.Logger) *discovery {
+	return &discovery{nc: nc, interval: interval, log: log, services: map[string]bool{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Known reports whether name was discovered as a service.
+func (d *discovery) Known(name string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.services[name]
+}
+
+func (d *discovery) Run(ctx context.Context) error {
+	defer close(d.done)
+	t := time.NewTicker(d.interval)
+	defer t.Stop()
+	for {
+		d.refresh()
+		select {
+		case <-d.stop:
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (d *discovery) Shutdown(context.Context) error {
+	d.once.Do(func() { close(d.stop) })
+	<-d.done
+	return nil
+}
+
+func (d *discovery) refresh() {
+	var infos []micro.Info
+	gather(d.nc, subjects.DiscoveryInfo, 300*time.Millisecond, func(b []byte) {
+		var i micro.Info
+		if json.Unmarshal(b, &i) == nil {
+			infos = append(infos, i)
+		}
+	})
+	found := map[string]bool{}
+	for _, i := range infos {
+		for _, ep := range i.Endpoints {
+			if svc := serviceOf(ep.Subject, ep.QueueGroup); svc != "" {
+				found[svc] = true
+			}
+		}
+	}
+	d.mu.Lock()
+	for n := range found {
+		if !d.services[n] {
+			d.log.Info("service discovered", "service", n)
+		}
+	}
+	d.services = found
+	d.mu.Unlock()
+}
+
+// Stats gathers $SRV.STATS from every micro service instance.
+func (d *discovery) Stats(timeout time.Duration) []micro.Stats {
+	var out []micro.Stats
+	gather(d.nc, subjects.DiscoveryStats, timeout, func(b []byte) {
+		var s micro.Stats
+		if json.Unmarshal(b, &s) == nil {
+			out = append(out, s)
+		}
+	})
+	return out
+}
+
+// serviceOf names the Switchyard service an endpoint serves: one whose
+// subject is svc.<name>.> (or below) or whose queue group is svc.<name>.
+func serviceOf(subject, queue string) string {
+	for _, s := range []string{subject, queue} {
+		rest, ok := strings.CutPrefix(s, subjects.RootService+".")
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, ".")
+		if subjects.ValidName(name) == nil {
+			return name
+		}
+	}
+	return ""
+}
+
+// gather publishes a request and collects replies until none has come for
+// a fifth of timeout, or timeout has passed.
+func gather(nc *nats.Conn, subject string, timeout time.Duration, each func([]byte)) {
+	inbox := nc.NewInbox()
+	ch := make(chan *nats.Msg, 256)
+	sub, err := nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
+		return
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	idle := time.NewTimer(timeout)
+	defer idle.Stop()
+	for {
+		select {
+		case m := <-ch:
+			each(m.Data)
+			idle.Reset(timeout / 5)
+		case <-idle.C:
+			return
+		case <-deadline.C:
+			return
+		}
+	}
+}

@@ -1,0 +1,176 @@
+package lb_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/edge/lb"
+	"github.com/switchyard/switchyard/workers/jobs"
+)
+
+type jobView struct {
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Attempts int    `json:"attempts"`
+	Location string `json:"location"`
+	Error    string `json:"last_error"`
+	Response *struct {
+		Status int         `json:"status"`
+		Header http.Header `json:"headers"`
+		Body   []byte      `json:"body"`
+	} `json:"response"`
+}
+
+func submit(t *testing.T, url string, body string, hdr ...string) (jobView, *http.Response) {
+	t.Helper()
+	resp := do(t, "POST", url, []byte(body), append([]string{"Prefer", "respond-async"}, hdr...)...)
+	var v jobView
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	resp.Body.Close()
+	return v, resp
+}
+
+func waitJob(t *testing.T, base, id string, want string) jobView {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp := do(t, "GET", base+"/jobs/"+id, nil)
+		var v jobView
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		if v.Status == want {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s: status %q (last error %q), want %q", id, v.Status, v.Error, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestAsyncJobSubmitPollAndDedupe(t *testing.T) {
+	up, hits := echoUpstream(t, "one")
+	cfg := baseConfig(t)
+	cfg.Rust.AIServiceURL = up.URL
+	s := startSys(t, cfg)
+
+	v, resp := submit(t, s.url+"/ai/generate?n=1", "prompt", "Idempotency-Key", "k-1")
+	if resp.StatusCode != 202 || v.ID == "" || resp.Header.Get("Location") != "/jobs/"+v.ID {
+		t.Fatalf("submit: %d %+v %v", resp.StatusCode, v, resp.Header)
+	}
+	again, resp2 := submit(t, s.url+"/ai/generate?n=1", "prompt", "Idempotency-Key", "k-1")
+	if resp2.StatusCode != 202 || again.ID != v.ID {
+		t.Fatalf("retried submit made another job: %s vs %s", again.ID, v.ID)
+	}
+	done := waitJob(t, s.url, v.ID, "done")
+	if done.Response == nil || done.Response.Status != 200 {
+		t.Fatalf("response %+v", done.Response)
+	}
+	var got seen
+	if err := json.Unmarshal(done.Response.Body, &got); err != nil || got.Body != "prompt" || got.Path != "/generate" ||
+		got.RawQuery != "n=1" || got.Header.Get("Prefer") != "" {
+		t.Fatalf("upstream saw %+v (%v)", got, err)
+	}
+	// The raw result.
+	r := do(t, "GET", s.url+"/jobs/"+v.ID+"/result", nil)
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 200 || r.Header.Get("X-Upstream") != "one" || len(b) == 0 {
+		t.Fatalf("result: %d %v", r.StatusCode, r.Header)
+	}
+	// A third submit after completion still names the finished job.
+	third, _ := submit(t, s.url+"/ai/generate?n=1", "prompt", "Idempotency-Key", "k-1")
+	if third.ID != v.ID || third.Status != "done" {
+		t.Fatalf("third submit: %+v", third)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("upstream called %d times for one idempotent job", n)
+	}
+	// Bad input.
+	if _, resp := submit(t, s.url+"/nosuch/x", ""); resp.StatusCode != 404 {
+		t.Errorf("async to unknown service: %d", resp.StatusCode)
+	}
+}
+
+// A job whose worker dies mid-run is redelivered and finished by another.
+func TestAsyncJobRedeliveredAfterWorkerDies(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.Services["reports"] = config.Service{} // served by a NATS worker
+	s := startSys(t, cfg, lb.Part)             // the edge alone: runners below
+
+	// The service: a NATS worker that answers after a pause.
+	svcConn := s.nats.Conn(t)
+	var calls atomic.Int64
+	sub, _ := svcConn.QueueSubscribe("svc.reports.>", "svc.reports", func(m *nats.Msg) {
+		calls.Add(1)
+		time.Sleep(300 * time.Millisecond)
+		_ = m.Respond([]byte("report ready"))
+	})
+	defer sub.Unsubscribe()
+
+	runner := func(nc *nats.Conn) *jobs.Runner {
+		js, _ := natsjs.New(nc)
+		r, err := jobs.New(jobs.Options{NC: nc, JS: js, Services: []string{"reports"}, Timeout: 5 * time.Second,
+			AckWait: time.Second, MaxDeliver: 5, Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// Runner 1 takes the job, then its process dies (connection gone, no ack).
+	nc1, err := nats.Connect(s.nats.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := runner(nc1)
+	go func() { _ = r1.Run(t.Context()) }()
+	v, resp := submit(t, s.url+"/reports/monthly", "")
+	if resp.StatusCode != 202 {
+		t.Fatalf("submit %d", resp.StatusCode)
+	}
+	waitJob(t, s.url, v.ID, "running")
+	nc1.Close()
+	_ = r1.Shutdown(t.Context())
+
+	nc2 := s.nats.Conn(t)
+	r2 := runner(nc2)
+	go func() { _ = r2.Run(t.Context()) }()
+	t.Cleanup(func() { _ = r2.Shutdown(t.Context()) })
+	done := waitJob(t, s.url, v.ID, "done")
+	if done.Attempts < 2 || string(done.Response.Body) != "report ready" {
+		t.Fatalf("job %+v", done)
+	}
+}
+
+// A job nobody can serve fails after MaxDeliver attempts with the last error.
+func TestAsyncJobFailsAfterMaxDeliver(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	cfg := baseConfig(t)
+	cfg.Rust.AnalyticsServiceURL = deadURL
+	cfg.LB.JobMaxDeliver = 2
+	s := startSys(t, cfg)
+	v, resp := submit(t, s.url+"/analytics/run", "{}")
+	if resp.StatusCode != 202 {
+		t.Fatalf("submit %d", resp.StatusCode)
+	}
+	failed := waitJob(t, s.url, v.ID, "failed")
+	if failed.Attempts != 2 || failed.Error == "" {
+		t.Fatalf("failed job %+v", failed)
+	}
+	r := do(t, "GET", s.url+"/jobs/"+v.ID+"/result", nil)
+	if r.StatusCode != 502 || apiError(t, r) != "job_failed" {
+		t.Fatalf("result of failed job: %d", r.StatusCode)
+	}
+}

@@ -1,0 +1,268 @@
+// Package lb is the load balancer edge (default port 8082). Every request
+// to /<service>/<path> crosses NATS: it becomes an HTTP-over-NATS request
+// on svc.<service>.<path tokens> (queue group svc.<service>), served by the
+// proxy worker pool (workers/proxy) for services with HTTP upstreams and by
+// any NATS client that joins the queue group. A request with
+// "Prefer: respond-async" becomes a durable job on stream JOBS instead.
+//
+// Errors: unknown service 404; no worker (NATS no-responders) or no healthy
+// upstream 503 with Retry-After, at once; past rust.request_timeout 504;
+// bodies over the limit 413. The edge holds no state but a cache of the
+// micro services it discovered. Handlers are safe for concurrent use.
+package lb
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/app"
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/edge"
+	"github.com/switchyard/switchyard/internal/apierr"
+	"github.com/switchyard/switchyard/internal/httpnats"
+	ijobs "github.com/switchyard/switchyard/internal/jobs"
+	"github.com/switchyard/switchyard/subjects"
+)
+
+// Part runs the lb edge.
+var Part = app.EdgePart("lb", "load balancer edge (/vision/*, /ai/*, /analytics/* and configured services)",
+	func(c *config.Config) (string, int) { return "LB_PORT", c.Server.LBPort }, build)
+
+type handler struct {
+	nc         *nats.Conn
+	timeout    time.Duration
+	maxBody    int64
+	configured map[string]config.ResolvedService
+	names      []string
+	disc       *discovery
+	jobs       *ijobs.Store
+	jetstream  natsjs.JetStream
+	metrics    *metrics
+	srv        *edge.Server
+}
+
+func build(s *edge.Server, d *app.Deps) ([]app.Component, error) {
+	store, err := ijobs.Open(context.Background(), d.JS)
+	if err != nil {
+		return nil, err
+	}
+	h := &handler{
+		nc: d.NC, timeout: d.Config.Rust.RequestTimeout.D(), maxBody: d.Config.Server.MaxBodyBytes,
+		configured: map[string]config.ResolvedService{},
+		disc:       newDiscovery(d.NC, d.Config.LB.DiscoveryInterval.D(), d.Log),
+		jobs:       store,
+		jetstream:  d.JS,
+		metrics:    newMetrics(d.Registry),
+		srv:        s,
+	}
+	for _, rs := range d.Config.ResolveServices() {
+		h.configured[rs.Name] = rs
+		h.names = append(h.names, rs.Name)
+	}
+	e := s.Echo
+	e.GET("/services", h.services)
+	e.GET("/jobs/:id", h.getJob)
+	e.GET("/jobs/:id/result", h.getJobResult)
+	e.Any("/:service", h.route)
+	e.Any("/:service/*", h.route)
+	return []app.Component{h.disc}, nil
+}
+
+func (h *handler) known(name string) bool {
+	_, ok := h.configured[name]
+	return ok || h.disc.Known(name)
+}
+
+func (h *handler) route(c echo.Context) error {
+	req := c.Request()
+	service := c.Param("service")
+	if subjects.ValidName(service) != nil || !h.known(service) {
+		return apierr.Newf(http.StatusNotFound, apierr.CodeUnknownService, "no service %q", service)
+	}
+	if h.srv.Draining() {
+		return apierr.New(http.StatusServiceUnavailable, apierr.CodeShuttingDown, "edge is shutting down").WithRetry(time.Second)
+	}
+	start := time.Now()
+	inFlight := h.metrics.inFlight.WithLabelValues(service)
+	inFlight.Inc()
+	defer inFlight.Dec()
+
+	body, err := readBody(req, h.maxBody)
+	if err != nil {
+		return err
+	}
+	escaped := req.URL.EscapedPath()
+	path := strings.TrimPrefix(escaped, "/"+service)
+	if path == "" {
+		path = "/"
+	}
+	unescaped := strings.TrimPrefix(req.URL.Path, "/"+service)
+	tokens := subjects.PathTokens(unescaped)
+	fwd := forwardHeaders(c)
+
+	if isAsync(req.Header) {
+		return h.submitJob(c, service, tokens, path, fwd, body)
+	}
+	subj, err := subjects.Service(service, tokens...)
+	if err != nil {
+		return apierr.Newf(http.StatusBadRequest, apierr.CodeBadRequest, "cannot route path: %v", err)
+	}
+	msg := httpnats.NewRequestMsg(subj, req.Method, path, req.URL.RawQuery, fwd, body)
+	ctx, cancel := context.WithTimeout(req.Context(), h.timeout)
+	defer cancel()
+	reply, err := h.nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		e := h.natsError(service, err, req.Context())
+		h.metrics.observe(service, e.Status, time.Since(start))
+		return e
+	}
+	resp := httpnats.DecodeResponse(reply)
+	h.metrics.observe(service, resp.Status, time.Since(start))
+	httpnats.WriteResponse(c.Response(), resp, req.Method == http.MethodHead)
+	return nil
+}
+
+func (h *handler) natsError(service string, err error, reqCtx context.Context) *apierr.Error {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		h.metrics.natsErrors.WithLabelValues(service, "no_responders").Inc()
+		return apierr.Newf(http.StatusServiceUnavailable, apierr.CodeNoResponders,
+			"no worker is serving service %s", service).WithRetry(time.Second)
+	case errors.Is(err, nats.ErrMaxPayload):
+		h.metrics.natsErrors.WithLabelValues(service, "max_payload").Inc()
+		return apierr.Newf(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge,
+			"request exceeds the NATS server's max_payload (%d bytes)", h.nc.MaxPayload())
+	case reqCtx.Err() != nil:
+		return apierr.New(499, "canceled", "client went away").WithCause(err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		h.metrics.natsErrors.WithLabelValues(service, "timeout").Inc()
+		return apierr.Newf(http.StatusGatewayTimeout, apierr.CodeTimeout,
+			"service %s did not answer within %s", service, h.timeout)
+	default:
+		h.metrics.natsErrors.WithLabelValues(service, "other").Inc()
+		return apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "NATS request failed").
+			WithRetry(time.Second).WithCause(err)
+	}
+}
+
+// readBody reads the whole body within the limit (413 beyond).
+func readBody(req *http.Request, limit int64) ([]byte, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, nil
+	}
+	if req.ContentLength > limit {
+		return nil, apierr.Newf(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge, "request body exceeds %d bytes", limit)
+	}
+	var b []byte
+	if req.ContentLength > 0 {
+		b = make([]byte, 0, req.ContentLength)
+	}
+	buf := bytesBuffer{b: b}
+	if _, err := io.Copy(&buf, io.LimitReader(req.Body, limit+1)); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, apierr.Newf(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge, "request body exceeds %d bytes", limit)
+		}
+		return nil, apierr.New(http.StatusBadRequest, apierr.CodeBadRequest, "could not read the request body").WithCause(err)
+	}
+	if int64(len(buf.b)) > limit {
+		return nil, apierr.Newf(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge, "request body exceeds %d bytes", limit)
+	}
+	return buf.b, nil
+}
+
+type bytesBuffer struct{ b []byte }
+
+func (w *bytesBuffer) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+
+// forwardHeaders returns the end-to-end headers plus X-Forwarded-*.
+func forwardHeaders(c echo.Context) http.Header {
+	req := c.Request()
+	h := make(http.Header, len(req.Header)+3)
+	for k, v := range req.Header {
+		h[k] = v
+	}
+	if ip, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
+		if prior := req.Header.Get("X-Forwarded-For"); prior != "" {
+			ip = prior + ", " + ip
+		}
+		h.Set("X-Forwarded-For", ip)
+	}
+	if h.Get("X-Forwarded-Host") == "" {
+		h.Set("X-Forwarded-Host", req.Host)
+	}
+	if h.Get("X-Forwarded-Proto") == "" {
+		proto := "http"
+		if req.TLS != nil {
+			proto = "https"
+		}
+		h.Set("X-Forwarded-Proto", proto)
+	}
+	return h
+}
+
+func isAsync(h http.Header) bool {
+	for _, v := range h.Values("Prefer") {
+		for _, p := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), "respond-async") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type metrics struct {
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	inFlight   *prometheus.GaugeVec
+	natsErrors *prometheus.CounterVec
+	jobs       *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchyard", Subsystem: "lb", Name: "requests_total",
+			Help: "Requests routed by the lb edge, by service and status class.",
+		}, []string{"service", "class"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "switchyard", Subsystem: "lb", Name: "request_duration_seconds",
+			Help:    "Latency of routed requests through NATS, by service.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"service"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "switchyard", Subsystem: "lb", Name: "in_flight_requests",
+			Help: "Requests the lb edge is waiting on, by service.",
+		}, []string{"service"}),
+		natsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchyard", Subsystem: "lb", Name: "nats_errors_total",
+			Help: "NATS request failures, by service and kind (no_responders, timeout, max_payload, other).",
+		}, []string{"service", "kind"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchyard", Subsystem: "lb", Name: "jobs_submitted_total",
+			Help: "Async jobs submitted, by service and result (created, duplicate).",
+		}, []string{"service", "result"}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.inFlight, m.natsErrors, m.jobs)
+	return m
+}
+
+func (m *metrics) observe(service string, status int, d time.Duration) {
+	class := "5xx"
+	if status >= 100 && status < 600 {
+		class = string(rune('0'+status/100)) + "xx"
+	}
+	m.requests.WithLabelValues(service, class).Inc()
+	m.duration.WithLabelValues(service).Observe(d.Seconds())
+}

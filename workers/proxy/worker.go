@@ -1,0 +1,441 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/apierr"
+	"github.com/switchyard/switchyard/internal/httpnats"
+	"github.com/switchyard/switchyard/subjects"
+	"github.com/switchyard/switchyard/workers/proxy/balancer"
+)
+
+// Options configures a Worker.
+type Options struct {
+	NC       *nats.Conn
+	Services []config.ResolvedService // those without upstreams are skipped
+	// RequestTimeout bounds one client request, all attempts included.
+	RequestTimeout time.Duration
+	// HealthInterval is the period of the active health checks.
+	HealthInterval time.Duration
+	// MaxIdleConnsPerUpstream sizes each upstream's keep-alive pool.
+	MaxIdleConnsPerUpstream int
+	// MaxInFlight bounds concurrent requests per service.
+	MaxInFlight int
+	// MaxResponseBytes bounds an upstream response body (502 beyond).
+	MaxResponseBytes int64
+	Registry         prometheus.Registerer
+	Log              *slog.Logger
+	Version          string
+}
+
+// Worker is a running proxy worker pool.
+type Worker struct {
+	o        Options
+	client   *http.Client
+	services map[string]*service
+	metrics  *metrics
+	bufs     sync.Pool
+
+	mu      sync.Mutex
+	subs    []*nats.Subscription
+	micro   micro.Service
+	cancel  context.CancelFunc
+	bg      sync.WaitGroup // health checkers
+	serving sync.WaitGroup // in-flight requests
+	stopped chan struct{}
+	once    sync.Once
+}
+
+type service struct {
+	name string
+	pool *balancer.Pool
+	sem  chan struct{}
+}
+
+// New builds a worker; it subscribes nothing until Run.
+func New(o Options) (*Worker, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 1024
+	}
+	if o.MaxIdleConnsPerUpstream <= 0 {
+		o.MaxIdleConnsPerUpstream = 128
+	}
+	if o.MaxResponseBytes <= 0 {
+		o.MaxResponseBytes = 8 << 20
+	}
+	if mp := o.NC.MaxPayload() - 64<<10; mp > 0 && mp < o.MaxResponseBytes {
+		o.MaxResponseBytes = mp
+	}
+	bm := balancer.NewMetrics(o.Registry)
+	w := &Worker{
+		o:        o,
+		services: map[string]*service{},
+		metrics:  newMetrics(o.Registry),
+		stopped:  make(chan struct{}),
+	}
+	w.bufs.New = func() any { return new(bytes.Buffer) }
+	for _, s := range o.Services {
+		if len(s.Upstreams) == 0 {
+			continue
+		}
+		p, err := balancer.New(s, bm, o.Log)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", s.Name, err)
+		}
+		w.services[s.Name] = &service{name: s.Name, pool: p, sem: make(chan struct{}, o.MaxInFlight)}
+	}
+	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+	w.client = &http.Client{
+		Transport: &http.Transport{
+			DialContext:           dialer.DialContext,
+			MaxIdleConns:          o.MaxIdleConnsPerUpstream * 16,
+			MaxIdleConnsPerHost:   o.MaxIdleConnsPerUpstream,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true,
+			WriteBufferSize:       32 << 10,
+			ReadBufferSize:        32 << 10,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return w, nil
+}
+
+// Services lists the services this worker serves.
+func (w *Worker) Services() []string {
+	out := make([]string, 0, len(w.services))
+	for n := range w.services {
+		out = append(out, n)
+	}
+	return out
+}
+
+// Run starts the worker if Start was not called and blocks until Shutdown.
+func (w *Worker) Run(ctx context.Context) error {
+	w.mu.Lock()
+	started := w.cancel != nil
+	w.mu.Unlock()
+	if !started {
+		if err := w.Start(); err != nil {
+			return err
+		}
+	}
+	<-w.stopped
+	return nil
+}
+
+// Start subscribes, registers the micro service and starts the health
+// checkers; when it returns the worker receives requests.
+func (w *Worker) Start() error {
+	hctx, cancel := context.WithCancel(context.Background())
+	w.mu.Lock()
+	w.cancel = cancel
+	for _, s := range w.services {
+		subj, _ := subjects.ServiceAll(s.name)
+		queue, _ := subjects.ServiceQueue(s.name)
+		sub, err := w.o.NC.QueueSubscribe(subj, queue, w.handler(s))
+		if err != nil {
+			w.mu.Unlock()
+			cancel()
+			return fmt.Errorf("subscribe %s: %w", subj, err)
+		}
+		// Bound what waits while every slot is busy: 64k messages or 256 MiB.
+		_ = sub.SetPendingLimits(65536, 256<<20)
+		w.subs = append(w.subs, sub)
+		w.bg.Add(1)
+		go func() {
+			defer w.bg.Done()
+			s.pool.RunHealthChecks(hctx, w.client, w.o.HealthInterval)
+		}()
+		w.o.Log.Info("proxy worker serving", "service", s.name, "subject", subj, "queue", queue)
+	}
+	svc, err := micro.AddService(w.o.NC, micro.Config{
+		Name:        subjects.ProxyServiceName,
+		Version:     semver(w.o.Version),
+		Description: "Switchyard proxy worker: forwards svc.<service>.> to HTTP upstreams",
+		Metadata:    map[string]string{"services": strings.Join(w.Services(), ",")},
+		StatsHandler: func(*micro.Endpoint) any {
+			return w.Status()
+		},
+	})
+	if err == nil {
+		err = svc.AddEndpoint("status", micro.HandlerFunc(func(r micro.Request) {
+			_ = r.RespondJSON(w.Status())
+		}), micro.WithEndpointSubject(subjects.ProxyStatus), micro.WithEndpointQueueGroupDisabled())
+	}
+	if err != nil {
+		w.mu.Unlock()
+		cancel()
+		return fmt.Errorf("register micro service: %w", err)
+	}
+	w.micro = svc
+	w.mu.Unlock()
+	return w.o.NC.Flush()
+}
+
+// Shutdown drains the subscriptions, waits for in-flight requests and
+// stops the health checkers. Safe to call twice.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	var err error
+	w.once.Do(func() {
+		w.mu.Lock()
+		subs := w.subs
+		svc := w.micro
+		cancel := w.cancel
+		w.mu.Unlock()
+		if svc != nil {
+			_ = svc.Stop()
+		}
+		for _, s := range subs {
+			_ = s.Drain()
+		}
+		for _, s := range subs {
+			for s.IsValid() && ctx.Err() == nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		done := make(chan struct{})
+		go func() { w.serving.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("proxy worker: in-flight requests did not finish: %w", ctx.Err())
+		}
+		if cancel != nil {
+			cancel()
+		}
+		w.bg.Wait()
+		w.client.CloseIdleConnections()
+		close(w.stopped)
+	})
+	return err
+}
+
+// Status is what the status endpoint answers: every service's upstreams.
+func (w *Worker) Status() map[string][]balancer.UpstreamStatus {
+	out := make(map[string][]balancer.UpstreamStatus, len(w.services))
+	for n, s := range w.services {
+		out[n] = s.pool.Snapshot()
+	}
+	return out
+}
+
+func (w *Worker) handler(s *service) nats.MsgHandler {
+	inFlight := w.metrics.inFlight.WithLabelValues(s.name)
+	return func(m *nats.Msg) {
+		if m.Reply == "" {
+			return // a publish, not a request: nobody to answer
+		}
+		s.sem <- struct{}{}
+		w.serving.Add(1)
+		inFlight.Inc()
+		go func() {
+			defer func() {
+				inFlight.Dec()
+				<-s.sem
+				w.serving.Done()
+				if r := recover(); r != nil {
+					w.o.Log.Error("panic serving request", "service", s.name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+					_ = m.RespondMsg(httpnats.NewErrorMsg(apierr.New(http.StatusInternalServerError, apierr.CodeInternal, "internal error")))
+				}
+			}()
+			w.serve(s, m)
+		}()
+	}
+}
+
+var idempotent = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodOptions: true, http.MethodTrace: true,
+	http.MethodPut: true, http.MethodDelete: true,
+}
+
+func (w *Worker) serve(s *service, m *nats.Msg) {
+	start := time.Now()
+	req := httpnats.DecodeRequest(m)
+	reply := w.forward(s, req)
+	class := "error"
+	if st := reply.Header.Get(subjects.HeaderStatus); st == "" {
+		class = "2xx"
+	} else if len(st) == 3 {
+		class = st[:1] + "xx"
+	}
+	if reply.Header.Get(subjects.HeaderErrorCode) != "" {
+		class = "error"
+	}
+	w.metrics.requests.WithLabelValues(s.name, class).Inc()
+	w.metrics.duration.WithLabelValues(s.name).Observe(time.Since(start).Seconds())
+	if err := m.RespondMsg(reply); err != nil {
+		if errors.Is(err, nats.ErrMaxPayload) {
+			err = m.RespondMsg(httpnats.NewErrorMsg(apierr.New(http.StatusBadGateway, apierr.CodeResponseTooLarge,
+				"upstream response exceeds the NATS max_payload")))
+		}
+		if err != nil {
+			w.o.Log.Warn("reply failed", "service", s.name, "err", err)
+		}
+	}
+}
+
+// forward tries upstreams until one answers or none is left.
+func (w *Worker) forward(s *service, req httpnats.Request) *nats.Msg {
+	ctx, cancel := context.WithTimeout(context.Background(), w.o.RequestTimeout)
+	defer cancel()
+	s.pool.RecordRequest()
+	var tried []*balancer.Upstream
+	var lastErr *apierr.Error
+	for {
+		up, err := s.pool.Pick(tried)
+		if err != nil {
+			if lastErr != nil && lastErr.Code != apierr.CodeBadGateway {
+				return httpnats.NewErrorMsg(lastErr)
+			}
+			// Nothing left to try, or every upstream tried refused or reset
+			// the connection: the service has no healthy upstream right now.
+			return httpnats.NewErrorMsg(apierr.Newf(http.StatusServiceUnavailable, apierr.CodeNoHealthyUpstream,
+				"no healthy upstream for service %s", s.name).WithRetry(time.Second).WithCause(lastErr))
+		}
+		tried = append(tried, up)
+		res, failover, aerr := w.attempt(ctx, up, req)
+		if aerr == nil && res != nil {
+			if res.retryable && idempotent[req.Method] && len(tried) < len(s.pool.Upstreams()) && s.pool.AllowRetry() {
+				w.metrics.retries.WithLabelValues(s.name, "status").Inc()
+				w.o.Log.Info("retrying on another upstream", "service", s.name, "upstream", up.URL.Host, "status", res.status)
+				lastErr = nil
+				w.bufs.Put(res.buf)
+				continue
+			}
+			return res.msg(w)
+		}
+		lastErr = aerr
+		if ctx.Err() != nil {
+			return httpnats.NewErrorMsg(apierr.Newf(http.StatusGatewayTimeout, apierr.CodeTimeout,
+				"service %s did not answer within %s", s.name, w.o.RequestTimeout))
+		}
+		if failover || idempotent[req.Method] && s.pool.AllowRetry() {
+			reason := "connect"
+			if !failover {
+				reason = "error"
+			}
+			w.metrics.retries.WithLabelValues(s.name, reason).Inc()
+			w.o.Log.Info("failing over to another upstream", "service", s.name, "upstream", up.URL.Host, "err", aerr.Err)
+			continue
+		}
+		return httpnats.NewErrorMsg(aerr)
+	}
+}
+
+type result struct {
+	status    int
+	header    http.Header
+	buf       *bytes.Buffer
+	retryable bool
+}
+
+func (r *result) msg(w *Worker) *nats.Msg {
+	body := append([]byte(nil), r.buf.Bytes()...)
+	w.bufs.Put(r.buf)
+	return httpnats.NewResponseMsg(r.status, r.header, body)
+}
+
+// attempt sends req to up. failover is true when the upstream received
+// nothing it could have answered (connect failure or reset before any
+// response byte), so another upstream may be tried whatever the method.
+func (w *Worker) attempt(ctx context.Context, up *balancer.Upstream, req httpnats.Request) (res *result, failover bool, aerr *apierr.Error) {
+	done := up.Begin()
+	start := time.Now()
+	u := *up.URL
+	u.RawPath = ""
+	u.Path = ""
+	target := strings.TrimSuffix(up.URL.EscapedPath(), "/") + req.Path
+	hreq, err := http.NewRequestWithContext(ctx, req.Method, u.String(), bytes.NewReader(req.Body))
+	if err != nil {
+		done(balancer.Outcome{ConnectErr: true, Latency: time.Since(start)})
+		return nil, false, apierr.Newf(http.StatusBadRequest, apierr.CodeBadRequest, "bad request: %v", err)
+	}
+	hreq.URL.Opaque = ""
+	if p, perr := url.PathUnescape(target); perr == nil {
+		hreq.URL.Path = p
+		hreq.URL.RawPath = target
+	} else {
+		hreq.URL.Path = target
+	}
+	hreq.URL.RawQuery = req.Query
+	hreq.Header = req.Header
+	if len(req.Body) == 0 && req.Method != http.MethodPost && req.Method != http.MethodPut && req.Method != http.MethodPatch {
+		hreq.Body = nil
+		hreq.ContentLength = 0
+	}
+	resp, err := w.client.Do(hreq)
+	if err != nil {
+		lat := time.Since(start)
+		if ctx.Err() != nil {
+			done(balancer.Outcome{Status: 0, Latency: lat})
+			return nil, false, apierr.New(http.StatusGatewayTimeout, apierr.CodeTimeout, "upstream timed out").WithCause(err)
+		}
+		done(balancer.Outcome{ConnectErr: true, Latency: lat})
+		return nil, true, apierr.Newf(http.StatusBadGateway, apierr.CodeBadGateway, "upstream %s failed before answering", up.URL.Host).WithCause(err)
+	}
+	defer resp.Body.Close()
+	buf := w.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, w.o.MaxResponseBytes+1))
+	lat := time.Since(start)
+	if err != nil {
+		w.bufs.Put(buf)
+		done(balancer.Outcome{Status: http.StatusBadGateway, Latency: lat})
+		if ctx.Err() != nil {
+			return nil, false, apierr.New(http.StatusGatewayTimeout, apierr.CodeTimeout, "upstream timed out").WithCause(err)
+		}
+		return nil, false, apierr.Newf(http.StatusBadGateway, apierr.CodeBadGateway, "upstream %s broke off its response", up.URL.Host).WithCause(err)
+	}
+	if n > w.o.MaxResponseBytes {
+		w.bufs.Put(buf)
+		done(balancer.Outcome{Status: resp.StatusCode, Latency: lat})
+		return nil, false, apierr.Newf(http.StatusBadGateway, apierr.CodeResponseTooLarge, "upstream response exceeds %d bytes", w.o.MaxResponseBytes)
+	}
+	done(balancer.Outcome{Status: resp.StatusCode, Latency: lat})
+	return &result{
+		status: resp.StatusCode, header: resp.Header, buf: buf,
+		retryable: resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout,
+	}, false, nil
+}
+
+// semver makes a micro-valid version from ours ("dev" becomes 0.0.0-dev).
+func semver(v string) string {
+	v = strings.TrimPrefix(v, "v")
+	if v != "" && v[0] >= '0' && v[0] <= '9' && strings.Count(v, ".") >= 2 {
+		return v
+	}
+	clean := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, v)
+	if clean == "" {
+		clean = "unknown"
+	}
+	return "0.0.0-" + clean
+}
