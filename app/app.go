@@ -188,17 +188,32 @@ func Run(ctx context.Context, o Options) error {
 		comp Component
 	}
 	var comps []running
+	// Each part gets its own connection: one socket's read loop and flusher
+	// would otherwise serialise every part's traffic, and
+	// `nats server report connections` shows each part by name.
+	conns := []*nats.Conn{nc}
 	for _, p := range o.Parts {
 		d := base
 		d.Listener = listeners[p.Name]
-		cs, err := p.Build(&d)
+		pnc, err := jetstream.Connect(cfg.NATS.ClientName+"-"+p.Name, cfg.NATS.URL, emb, log)
+		var cs []Component
+		if err == nil {
+			conns = append(conns, pnc)
+			d.NC = pnc
+			d.JS, err = natsjs.New(pnc)
+		}
+		if err == nil {
+			cs, err = p.Build(&d)
+		}
 		if err != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.D())
 			for _, r := range comps {
 				_ = r.comp.Shutdown(sctx)
 			}
 			cancel()
-			nc.Close()
+			for _, c := range conns {
+				c.Close()
+			}
 			closeListeners()
 			stopNATS()
 			return fmt.Errorf("%s: %w", p.Name, err)
@@ -208,6 +223,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
+	if cfg.Server.PprofAddr != "" {
+		comps = append(comps, running{Part{Name: "pprof", Kind: KindWorkers}, newPprof(cfg.Server.PprofAddr, log)})
+	}
 	failed := make(chan error, len(comps))
 	var wg sync.WaitGroup
 	for _, r := range comps {
@@ -262,7 +280,12 @@ func Run(ctx context.Context, o Options) error {
 		swg.Wait()
 	}
 	wg.Wait()
-	drainNATS(sctx, nc, log)
+	var dwg sync.WaitGroup
+	for _, c := range conns {
+		dwg.Add(1)
+		go func() { defer dwg.Done(); drainNATS(sctx, c, log) }()
+	}
+	dwg.Wait()
 	stopNATS()
 	log.Info("switchyard stopped")
 	if runErr != nil {

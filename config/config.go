@@ -30,14 +30,14 @@ var ErrInvalid = errors.New("config")
 // Config is the whole configuration. The zero value is not usable: start
 // from Default.
 type Config struct {
-	NATS    NATS              `yaml:"nats"`
-	Redis   Redis             `yaml:"redis"`
-	Rust    Rust              `yaml:"rust"`
-	Metrics Metrics           `yaml:"metrics"`
-	Server  Server            `yaml:"server"`
-	LB      LB                `yaml:"lb"`
-	Log     Log               `yaml:"log"`
-	DataDir string            `yaml:"data_dir" env:"DATA_DIR"`
+	NATS    NATS    `yaml:"nats"`
+	Redis   Redis   `yaml:"redis"`
+	Rust    Rust    `yaml:"rust"`
+	Metrics Metrics `yaml:"metrics"`
+	Server  Server  `yaml:"server"`
+	LB      LB      `yaml:"lb"`
+	Log     Log     `yaml:"log"`
+	DataDir string  `yaml:"data_dir" env:"DATA_DIR"`
 	// Services declares further services routed by the load balancer, and
 	// overrides the upstreams of vision, ai and analytics. A service listed
 	// here with no upstreams is served by NATS workers only.
@@ -91,6 +91,8 @@ type Server struct {
 	StreamPort int    `yaml:"stream_port" env:"STREAM_PORT"`
 	// MaxBodyBytes bounds every request body; larger bodies get 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes" env:"MAX_BODY_BYTES"`
+	// PprofAddr, when set (e.g. 127.0.0.1:6060), serves net/http/pprof there.
+	PprofAddr string `yaml:"pprof_addr" env:"PPROF_ADDR"`
 	// ShutdownTimeout bounds the whole graceful shutdown.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT"`
 }
@@ -183,9 +185,10 @@ func Default() *Config {
 }
 
 // Load builds the configuration: Default, then the YAML file at path (if
-// path is not empty), then the environment (lookup, normally os.LookupEnv
-// wrapped by env.ToMap(os.Environ())), then Validate. Every error names the
-// key and the value at fault and wraps ErrInvalid.
+// path is not empty), then the environment environ (normally
+// env.ToMap(os.Environ()); nil means the process environment; a variable
+// set to "" counts as unset), then Validate. Every error names the key and
+// the value at fault and wraps ErrInvalid.
 func Load(path string, environ map[string]string) (*Config, error) {
 	cfg := Default()
 	if path != "" {
@@ -196,8 +199,13 @@ func Load(path string, environ map[string]string) (*Config, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(raw))
 		dec.KnownFields(true)
 		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: %s: %s", ErrInvalid, path, strings.ReplaceAll(err.Error(), "\n", "; "))
+			return nil, fmt.Errorf("%w: %s: %s", ErrInvalid, path, yamlError(raw, err))
 		}
+	}
+	if environ == nil {
+		// caarlos0/env reads the process environment for a nil map; read it
+		// here instead, so errors can quote the values.
+		environ = env.ToMap(os.Environ())
 	}
 	if err := env.ParseWithOptions(cfg, env.Options{Environment: environ}); err != nil {
 		return nil, envError(cfg, environ, err)
@@ -359,6 +367,9 @@ func (c *Config) Validate() error {
 		if err := subjects.ValidName(name); err != nil {
 			return bad(key, strconv.Quote(name), "service names may hold only a-z, 0-9, '_' and '-'")
 		}
+		if slices.Contains(ReservedServiceNames, name) {
+			return bad(key, strconv.Quote(name), "the name is taken by an endpoint of the lb edge")
+		}
 		for i, u := range s.Upstreams {
 			if err := validHTTPURL(u.URL); err != nil {
 				return bad(fmt.Sprintf("%s.upstreams[%d].url", key, i), strconv.Quote(u.URL), err.Error())
@@ -390,6 +401,9 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// ReservedServiceNames cannot name a service: the lb edge serves these paths.
+var ReservedServiceNames = []string{"health", "metrics", "services", "jobs"}
 
 // Selection policies of a service.
 const (

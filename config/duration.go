@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -19,20 +21,30 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // String formats d as a Go duration.
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// UnmarshalText parses seconds or a Go duration.
+// UnmarshalText parses seconds or a Go duration. It refuses NaN, infinities
+// and values beyond what a time.Duration holds (about ±292 years).
 func (d *Duration) UnmarshalText(b []byte) error {
 	s := strings.TrimSpace(string(b))
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		*d = Duration(f * float64(time.Second))
+		ns := f * float64(time.Second)
+		switch {
+		case math.IsNaN(ns) || math.IsInf(ns, 0):
+			return errNotDuration
+		case ns >= math.MaxInt64 || ns < math.MinInt64:
+			return fmt.Errorf("duration out of range: %s seconds (at most about 292 years either way)", s)
+		}
+		*d = Duration(ns)
 		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("not a duration: want seconds (30) or a Go duration (500ms, 2m)")
+		return errNotDuration
 	}
 	*d = Duration(v)
 	return nil
 }
+
+var errNotDuration = errors.New("not a duration: want seconds (30) or a Go duration (500ms, 2m)")
 
 // MarshalText writes d as a Go duration.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }

@@ -41,5 +41,6 @@ func Catalog() []Entry {
 		{"header", HeaderMicroErrorCode},
 		{"header", HeaderMsgID},
 		{"micro", ProxyServiceName},
+		{"subject", ProxyStatus},
 	}
 }

@@ -60,6 +60,11 @@ const (
 // so `nats micro ls` and the lb edge's GET /services see it.
 const ProxyServiceName = "switchyard-proxy"
 
+// ProxyStatus is the subject of the proxy workers' status endpoint: every
+// proxy worker answers with the state of its upstreams (no queue group, so
+// a scatter-gather request reaches them all).
+const ProxyStatus = "switchyard.proxy.status"
+
 // HTTP-over-NATS headers. A request carries the method, path and query as
 // headers and the HTTP body as the payload; the reply carries the status
 // code as a header and the response body as the payload. Every other header
