@@ -99,8 +99,10 @@ type Server struct {
 
 // LB configures the load balancer edge and the proxy worker pool.
 type LB struct {
-	// MaxIdleConnsPerUpstream sizes each upstream's keep-alive pool.
-	MaxIdleConnsPerUpstream int `yaml:"max_idle_conns_per_upstream" env:"LB_MAX_IDLE_CONNS_PER_UPSTREAM"`
+	// MaxConnsPerUpstream bounds the connections one proxy worker opens to
+	// one upstream; they are kept alive between requests, and a request that
+	// finds them all busy waits for one (within the request timeout).
+	MaxConnsPerUpstream int `yaml:"max_conns_per_upstream" env:"LB_MAX_CONNS_PER_UPSTREAM"`
 	// MaxInFlight bounds concurrent requests per service in one proxy worker.
 	MaxInFlight int `yaml:"max_in_flight" env:"LB_MAX_IN_FLIGHT"`
 	// DiscoveryInterval is how often the edge asks NATS for micro services.
@@ -171,7 +173,7 @@ func Default() *Config {
 			ShutdownTimeout: Duration(12 * time.Second),
 		},
 		LB: LB{
-			MaxIdleConnsPerUpstream: 128,
+			MaxConnsPerUpstream: 256,
 			MaxInFlight:             1024,
 			DiscoveryInterval:       Duration(5 * time.Second),
 			JobTimeout:              Duration(5 * time.Minute),
@@ -353,8 +355,8 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return bad("DATA_DIR (data_dir)", `""`, "must name a directory")
 	}
-	if c.LB.MaxIdleConnsPerUpstream < 1 {
-		return bad("LB_MAX_IDLE_CONNS_PER_UPSTREAM (lb.max_idle_conns_per_upstream)", c.LB.MaxIdleConnsPerUpstream, "must be at least 1")
+	if c.LB.MaxConnsPerUpstream < 1 {
+		return bad("LB_MAX_CONNS_PER_UPSTREAM (lb.max_conns_per_upstream)", c.LB.MaxConnsPerUpstream, "must be at least 1")
 	}
 	if c.LB.MaxInFlight < 1 {
 		return bad("LB_MAX_IN_FLIGHT (lb.max_in_flight)", c.LB.MaxInFlight, "must be at least 1")

@@ -198,7 +198,7 @@ func TestLoadEveryEnvKey(t *testing.T) {
 		{"STREAM_PORT", "9004", func(c *config.Config) any { return c.Server.StreamPort }, 9004},
 		{"MAX_BODY_BYTES", "1024", func(c *config.Config) any { return c.Server.MaxBodyBytes }, int64(1024)},
 		{"SHUTDOWN_TIMEOUT", "0.5", func(c *config.Config) any { return c.Server.ShutdownTimeout.D() }, 500 * time.Millisecond},
-		{"LB_MAX_IDLE_CONNS_PER_UPSTREAM", "8", func(c *config.Config) any { return c.LB.MaxIdleConnsPerUpstream }, 8},
+		{"LB_MAX_CONNS_PER_UPSTREAM", "8", func(c *config.Config) any { return c.LB.MaxConnsPerUpstream }, 8},
 		{"LB_MAX_IN_FLIGHT", "16", func(c *config.Config) any { return c.LB.MaxInFlight }, 16},
 		{"LB_DISCOVERY_INTERVAL", "250ms", func(c *config.Config) any { return c.LB.DiscoveryInterval.D() }, 250 * time.Millisecond},
 		{"LB_JOB_TIMEOUT", "1h", func(c *config.Config) any { return c.LB.JobTimeout.D() }, time.Hour},
@@ -251,7 +251,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 	// Values caarlos0/env cannot parse.
 	for _, key := range []string{"NATS_PORT", "NATS_REPLICAS", "REDIS_DB", "REDIS_POOL_SIZE", "BROKER_PORT", "LB_PORT",
-		"CACHE_PORT", "STREAM_PORT", "MAX_BODY_BYTES", "LB_MAX_IDLE_CONNS_PER_UPSTREAM", "LB_MAX_IN_FLIGHT", "LB_JOB_MAX_DELIVER"} {
+		"CACHE_PORT", "STREAM_PORT", "MAX_BODY_BYTES", "LB_MAX_CONNS_PER_UPSTREAM", "LB_MAX_IN_FLIGHT", "LB_JOB_MAX_DELIVER"} {
 		env(key, "abc", "not a valid integer")
 		env(key, "1.5", "not a valid integer")
 	}
@@ -300,7 +300,7 @@ func TestLoadErrors(t *testing.T) {
 	env("LOG_LEVEL", "loud", "debug, info, warn or error")
 	env("MAX_BODY_BYTES", "1023", "1024 to")
 	env("MAX_BODY_BYTES", strconv.Itoa(61<<20), "1024 to")
-	env("LB_MAX_IDLE_CONNS_PER_UPSTREAM", "0", "at least 1")
+	env("LB_MAX_CONNS_PER_UPSTREAM", "0", "at least 1")
 	env("LB_MAX_IN_FLIGHT", "0", "at least 1")
 	env("LB_JOB_MAX_DELIVER", "0", "at least 1")
 

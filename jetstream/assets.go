@@ -22,6 +22,11 @@ type Assets struct {
 
 // Streams returns the declaration of every JetStream stream.
 func (a Assets) Streams() []natsjs.StreamConfig {
+	// The server refuses a duplicate window longer than the stream's MaxAge.
+	jobsDup := 24 * time.Hour
+	if a.JobTTL > 0 && a.JobTTL < jobsDup {
+		jobsDup = a.JobTTL
+	}
 	return []natsjs.StreamConfig{
 		{
 			Name:        subjects.StreamJobs,
@@ -34,7 +39,7 @@ func (a Assets) Streams() []natsjs.StreamConfig {
 			MaxMsgSize:  a.MaxMsgSize,
 			Discard:     natsjs.DiscardNew,
 			MaxBytes:    4 << 30,
-			Duplicates:  24 * time.Hour,
+			Duplicates:  jobsDup,
 		},
 		{
 			Name:        subjects.StreamStreams,

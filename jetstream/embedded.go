@@ -54,13 +54,15 @@ func StartEmbedded(o EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
 		opts.Host = o.Host
 	}
 	if opts.Port == 0 {
+		// Our -1 means no client port; in a config file, nats-server's -1
+		// means a random port, so only the option is interpreted here.
 		opts.Port = o.Port
-	}
-	switch opts.Port {
-	case -1:
-		opts.DontListen = true
-	case 0:
-		opts.Port = server.RANDOM_PORT
+		switch opts.Port {
+		case -1:
+			opts.DontListen = true
+		case 0:
+			opts.Port = server.RANDOM_PORT
+		}
 	}
 	if opts.StoreDir == "" {
 		opts.StoreDir = o.StoreDir

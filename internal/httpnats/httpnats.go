@@ -189,11 +189,15 @@ func WriteResponse(w http.ResponseWriter, r Response, head bool) {
 	for k, vs := range r.Header {
 		h[k] = vs
 	}
-	if !head {
+	// No body on HEAD, 204 and 304, and no Content-Length of our own
+	// either: RFC 9110 8.6 forbids it on 204, and on 304 it describes
+	// the representation, not this empty reply.
+	noBody := head || r.Status == http.StatusNoContent || r.Status == http.StatusNotModified
+	if !noBody {
 		h.Set("Content-Length", strconv.Itoa(len(r.Body)))
 	}
 	w.WriteHeader(r.Status)
-	if !head && len(r.Body) > 0 && r.Status != http.StatusNoContent && r.Status != http.StatusNotModified {
+	if !noBody && len(r.Body) > 0 {
 		_, _ = w.Write(r.Body)
 	}
 }

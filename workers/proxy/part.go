@@ -18,7 +18,7 @@ var Part = app.Part{
 			NC: d.NC, Services: services,
 			RequestTimeout:          cfg.Rust.RequestTimeout.D(),
 			HealthInterval:          cfg.Rust.HealthCheckInterval.D(),
-			MaxIdleConnsPerUpstream: cfg.LB.MaxIdleConnsPerUpstream,
+			MaxConnsPerUpstream: cfg.LB.MaxConnsPerUpstream,
 			MaxInFlight:             cfg.LB.MaxInFlight,
 			MaxResponseBytes:        cfg.Server.MaxBodyBytes,
 			Registry:                d.Registry, Log: d.Log, Version: d.Version,

@@ -34,8 +34,9 @@ type Options struct {
 	RequestTimeout time.Duration
 	// HealthInterval is the period of the active health checks.
 	HealthInterval time.Duration
-	// MaxIdleConnsPerUpstream sizes each upstream's keep-alive pool.
-	MaxIdleConnsPerUpstream int
+	// MaxConnsPerUpstream bounds the connections to one upstream, all kept
+	// alive between requests; a request finding them busy waits for one.
+	MaxConnsPerUpstream int
 	// MaxInFlight bounds concurrent requests per service.
 	MaxInFlight int
 	// MaxResponseBytes bounds an upstream response body (502 beyond).
@@ -80,8 +81,8 @@ func New(o Options) (*Worker, error) {
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 1024
 	}
-	if o.MaxIdleConnsPerUpstream <= 0 {
-		o.MaxIdleConnsPerUpstream = 128
+	if o.MaxConnsPerUpstream <= 0 {
+		o.MaxConnsPerUpstream = 256
 	}
 	if o.MaxResponseBytes <= 0 {
 		o.MaxResponseBytes = 8 << 20
@@ -111,8 +112,9 @@ func New(o Options) (*Worker, error) {
 	w.client = &http.Client{
 		Transport: &http.Transport{
 			DialContext:           dialer.DialContext,
-			MaxIdleConns:          o.MaxIdleConnsPerUpstream * 16,
-			MaxIdleConnsPerHost:   o.MaxIdleConnsPerUpstream,
+			MaxIdleConns:          o.MaxConnsPerUpstream * 16,
+			MaxIdleConnsPerHost:   o.MaxConnsPerUpstream,
+			MaxConnsPerHost:       o.MaxConnsPerUpstream,
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true,

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Load balancer benchmark: the same backend measured directly, through nginx
+# as a reverse proxy, and through Switchyard's /vision/* (edge -> NATS ->
+# proxy worker -> backend), in one run, with wrk. Prints req/s and p50/p99
+# for each and Switchyard's ratios to nginx.
+#
+#   bash bench/lb.sh                 # 10 s per target, 64 connections
+#   DURATION=30 CONNS=128 bash bench/lb.sh
+#
+# Everything listens on 127.0.0.1 only; every process is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+PATH_=${BENCH_PATH:-/items/42}
+BACKEND_PORT=19101 NGINX_PORT=19102 NATS_PORT=${BENCH_NATS_PORT:-14322}
+
+bash scripts/test-deps.sh wrk nginx
+go build -o bin/backend ./bench/backend
+make -s build >/dev/null
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
+
+./bin/backend -addr 127.0.0.1:$BACKEND_PORT & pids+=($!)
+wait_http http://127.0.0.1:$BACKEND_PORT/health
+
+mkdir -p "$tmp/nginx/logs"
+cat > "$tmp/nginx/nginx.conf" <<CONF
+worker_processes auto;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://backend/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
+wait_http http://127.0.0.1:$NGINX_PORT/health
+
+HOST=127.0.0.1 BROKER_PORT=19081 LB_PORT=19082 CACHE_PORT=19083 STREAM_PORT=19084 NATS_PORT=$NATS_PORT \
+DATA_DIR="$tmp/data" LOG_LEVEL=warn RUST_VISION_SERVICE_URL=http://127.0.0.1:$BACKEND_PORT \
+  ./bin/switchyard run 2>"$tmp/switchyard.log" & pids+=($!)
+wait_http http://127.0.0.1:19082/health
+wait_http http://127.0.0.1:19082/vision/health
+
+run() { # name url
+  wrk -t"$THREADS" -c"$CONNS" -d2s "$2" >/dev/null 2>&1 || true   # warm-up
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$2")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
+  printf '%-12s %12s %10s %10s  %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
+  eval "${1}_rps=$rps; ${1}_p99=$p99"
+}
+to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v} else {sub(/s$/,"",v); print v*1000} }'; }
+
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, GET $PATH_ ($(nproc) cores, $(date -u +%F))"
+printf '%-12s %12s %10s %10s\n' target "req/s" p50 p99
+run direct     "http://127.0.0.1:$BACKEND_PORT$PATH_"
+run nginx      "http://127.0.0.1:$NGINX_PORT$PATH_"
+run switchyard "http://127.0.0.1:19082/vision$PATH_"
+awk -v s="$switchyard_rps" -v n="$nginx_rps" -v d="$direct_rps" \
+    -v sp="$(to_ms "$switchyard_p99")" -v np="$(to_ms "$nginx_p99")" 'BEGIN {
+  printf "switchyard/nginx throughput: %.2fx   p99: %.2fx   (nginx/direct: %.2fx)\n", s/n, sp/np, n/d }'
