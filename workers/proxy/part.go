@@ -16,12 +16,12 @@ var Part = app.Part{
 		services := cfg.ResolveServices()
 		w, err := New(Options{
 			NC: d.NC, Services: services,
-			RequestTimeout:          cfg.Rust.RequestTimeout.D(),
-			HealthInterval:          cfg.Rust.HealthCheckInterval.D(),
+			RequestTimeout:      cfg.Rust.RequestTimeout.D(),
+			HealthInterval:      cfg.Rust.HealthCheckInterval.D(),
 			MaxConnsPerUpstream: cfg.LB.MaxConnsPerUpstream,
-			MaxInFlight:             cfg.LB.MaxInFlight,
-			MaxResponseBytes:        cfg.Server.MaxBodyBytes,
-			Registry:                d.Registry, Log: d.Log, Version: d.Version,
+			MaxInFlight:         cfg.LB.MaxInFlight,
+			MaxResponseBytes:    cfg.Server.MaxBodyBytes,
+			Registry:            d.Registry, Log: d.Log, Version: d.Version,
 		})
 		if err != nil {
 			return nil, err
