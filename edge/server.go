@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,6 +178,9 @@ func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			if status >= 500 {
 				lvl = slog.LevelWarn
 			}
+			if !s.opts.Log.Enabled(req.Context(), lvl) {
+				return
+			}
 			s.opts.Log.LogAttrs(req.Context(), lvl, "http request",
 				slog.String("edge", s.opts.Name), slog.String("req_id", rid),
 				slog.String("method", req.Method), slog.String("path", req.URL.Path),
@@ -323,6 +327,8 @@ func isJSON(ct string) bool {
 	if i := indexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}
+	// Media types are case-insensitive and may have spaces before ";" (RFC 9110 8.3.1).
+	ct = strings.ToLower(strings.TrimSpace(ct))
 	return ct == echo.MIMEApplicationJSON || len(ct) > 5 && ct[len(ct)-5:] == "+json"
 }
 

@@ -113,3 +113,57 @@ func TestNoFailedIdempotentRequestWhileAnUpstreamDies(t *testing.T) {
 	}
 
 }
+
+// A 503 from one upstream is retried on the other for idempotent methods
+// only; a POST gets the 503 as the upstream sent it.
+func TestStatusRetriesOnlyForIdempotentMethods(t *testing.T) {
+	var failing, healthy atomic.Int64
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		failing.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("overloaded"))
+	}))
+	t.Cleanup(bad.Close)
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		healthy.Add(1)
+		_, _ = w.Write([]byte("fine"))
+	}))
+	t.Cleanup(good.Close)
+	cfg := baseConfig(t)
+	// Never eject the failing upstream, and let every failure be retried.
+	cfg.Services["vision"] = config.Service{EjectAfter: 1000, RetryBudgetPercent: 100,
+		Upstreams: []config.Upstream{{URL: bad.URL, Weight: 1}, {URL: good.URL, Weight: 1}}}
+	s := startSys(t, cfg)
+	for i := 0; i < 20; i++ {
+		resp := do(t, "GET", s.url+"/vision/x", nil)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "fine" {
+			t.Fatalf("GET %d: %d %q", i, resp.StatusCode, b)
+		}
+	}
+	if failing.Load() == 0 {
+		t.Fatal("the failing upstream was never tried")
+	}
+	var posts503 int
+	for i := 0; i < 20; i++ {
+		resp := do(t, "POST", s.url+"/vision/x", []byte("{}"))
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 503 {
+			if string(b) != "overloaded" {
+				t.Fatalf("POST 503 body %q: not the upstream's own answer", b)
+			}
+			posts503++
+		}
+	}
+	if posts503 == 0 {
+		t.Fatal("POSTs were retried on 503")
+	}
+}

@@ -24,7 +24,7 @@ type jobView struct {
 // submitJob stores a job record and publishes the request to JOBS; 202
 // with the job id. With Idempotency-Key the id derives from the key, so a
 // retried submit answers with the first job.
-func (h *handler) submitJob(c echo.Context, service string, tokens []string, path string, fwd http.Header, body []byte) error {
+func (h *handler) submitJob(c echo.Context, service string, tokens []string, path string, body []byte) error {
 	req := c.Request()
 	if _, ok := h.configured[service]; !ok {
 		return apierr.Newf(http.StatusBadRequest, apierr.CodeBadRequest,
@@ -55,8 +55,9 @@ func (h *handler) submitJob(c echo.Context, service string, tokens []string, pat
 		return apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "could not store the job").
 			WithRetry(time.Second).WithCause(err)
 	}
-	fwd.Del("Prefer")
-	msg := httpnats.NewRequestMsg(subj, req.Method, path, req.URL.RawQuery, fwd, body)
+	msg := httpnats.NewRequestMsg(subj, req.Method, path, req.URL.RawQuery, req.Header, body)
+	addForwarded(msg.Header, req)
+	delete(msg.Header, "Prefer")
 	msg.Header.Set(subjects.HeaderJobID, id)
 	msg.Header.Set(subjects.HeaderMsgID, id)
 	if _, err := h.jetstream.PublishMsg(ctx, msg); err != nil {

@@ -108,16 +108,15 @@ func (h *handler) route(c echo.Context) error {
 	}
 	unescaped := strings.TrimPrefix(req.URL.Path, "/"+service)
 	tokens := subjects.PathTokens(unescaped)
-	fwd := forwardHeaders(c)
-
 	if isAsync(req.Header) {
-		return h.submitJob(c, service, tokens, path, fwd, body)
+		return h.submitJob(c, service, tokens, path, body)
 	}
 	subj, err := subjects.Service(service, tokens...)
 	if err != nil {
 		return apierr.Newf(http.StatusBadRequest, apierr.CodeBadRequest, "cannot route path: %v", err)
 	}
-	msg := httpnats.NewRequestMsg(subj, req.Method, path, req.URL.RawQuery, fwd, body)
+	msg := httpnats.NewRequestMsg(subj, req.Method, path, req.URL.RawQuery, req.Header, body)
+	addForwarded(msg.Header, req)
 	ctx, cancel := context.WithTimeout(req.Context(), h.timeout)
 	defer cancel()
 	reply, err := h.nc.RequestMsgWithContext(ctx, msg)
@@ -185,30 +184,24 @@ type bytesBuffer struct{ b []byte }
 
 func (w *bytesBuffer) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 
-// forwardHeaders returns the end-to-end headers plus X-Forwarded-*.
-func forwardHeaders(c echo.Context) http.Header {
-	req := c.Request()
-	h := make(http.Header, len(req.Header)+3)
-	for k, v := range req.Header {
-		h[k] = v
-	}
+// addForwarded adds X-Forwarded-For, -Host and -Proto to h.
+func addForwarded(h nats.Header, req *http.Request) {
 	if ip, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
 		if prior := req.Header.Get("X-Forwarded-For"); prior != "" {
 			ip = prior + ", " + ip
 		}
-		h.Set("X-Forwarded-For", ip)
+		h["X-Forwarded-For"] = []string{ip}
 	}
-	if h.Get("X-Forwarded-Host") == "" {
-		h.Set("X-Forwarded-Host", req.Host)
+	if req.Header.Get("X-Forwarded-Host") == "" {
+		h["X-Forwarded-Host"] = []string{req.Host}
 	}
-	if h.Get("X-Forwarded-Proto") == "" {
+	if req.Header.Get("X-Forwarded-Proto") == "" {
 		proto := "http"
 		if req.TLS != nil {
 			proto = "https"
 		}
-		h.Set("X-Forwarded-Proto", proto)
+		h["X-Forwarded-Proto"] = []string{proto}
 	}
-	return h
 }
 
 func isAsync(h http.Header) bool {

@@ -36,7 +36,7 @@ type sys struct {
 	stop func() error
 }
 
-func baseConfig(t *testing.T) *config.Config {
+func baseConfig(t testing.TB) *config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Server.Host = "127.0.0.1"
@@ -52,13 +52,13 @@ func baseConfig(t *testing.T) *config.Config {
 
 // startSys runs the given parts (default: lb edge and proxy workers)
 // against a fresh test NATS server.
-func startSys(t *testing.T, cfg *config.Config, parts ...app.Part) *sys {
+func startSys(t testing.TB, cfg *config.Config, parts ...app.Part) *sys {
 	t.Helper()
 	ns := jstest.Start(t)
 	return startOn(t, ns, cfg, parts...)
 }
 
-func startOn(t *testing.T, ns *jstest.Server, cfg *config.Config, parts ...app.Part) *sys {
+func startOn(t testing.TB, ns *jstest.Server, cfg *config.Config, parts ...app.Part) *sys {
 	t.Helper()
 	if len(parts) == 0 {
 		parts = []app.Part{lb.Part, proxy.Part}

@@ -57,17 +57,22 @@ type Worker struct {
 	mu      sync.Mutex
 	subs    []*nats.Subscription
 	micro   micro.Service
-	cancel  context.CancelFunc
+	cancel  context.CancelFunc // ends health checks, and in-flight requests past the shutdown deadline
+	ctx     context.Context
 	bg      sync.WaitGroup // health checkers
 	serving sync.WaitGroup // in-flight requests
+	loops   sync.WaitGroup // request goroutines
+	quit    chan struct{}  // closed once requests are drained: idle goroutines exit
 	stopped chan struct{}
 	once    sync.Once
 }
 
 type service struct {
-	name string
-	pool *balancer.Pool
-	sem  chan struct{}
+	name     string
+	pool     *balancer.Pool
+	sem      chan struct{}  // one token per running request goroutine
+	work     chan *nats.Msg // unbuffered: a send succeeds only to an idle goroutine
+	inFlight prometheus.Gauge
 }
 
 // New builds a worker; it subscribes nothing until Run.
@@ -96,6 +101,7 @@ func New(o Options) (*Worker, error) {
 		services: map[string]*service{},
 		metrics:  newMetrics(o.Registry),
 		stopped:  make(chan struct{}),
+		quit:     make(chan struct{}),
 	}
 	w.bufs.New = func() any { return new(bytes.Buffer) }
 	for _, s := range o.Services {
@@ -106,7 +112,8 @@ func New(o Options) (*Worker, error) {
 		if err != nil {
 			return nil, fmt.Errorf("service %s: %w", s.Name, err)
 		}
-		w.services[s.Name] = &service{name: s.Name, pool: p, sem: make(chan struct{}, o.MaxInFlight)}
+		w.services[s.Name] = &service{name: s.Name, pool: p, sem: make(chan struct{}, o.MaxInFlight),
+			work: make(chan *nats.Msg), inFlight: w.metrics.inFlight.WithLabelValues(s.Name)}
 	}
 	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	w.client = &http.Client{
@@ -155,6 +162,7 @@ func (w *Worker) Start() error {
 	hctx, cancel := context.WithCancel(context.Background())
 	w.mu.Lock()
 	w.cancel = cancel
+	w.ctx = hctx
 	for _, s := range w.services {
 		subj, _ := subjects.ServiceAll(s.name)
 		queue, _ := subjects.ServiceQueue(s.name)
@@ -229,6 +237,8 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		if cancel != nil {
 			cancel()
 		}
+		close(w.quit)
+		w.loops.Wait()
 		w.bg.Wait()
 		w.client.CloseIdleConnections()
 		close(w.stopped)
@@ -245,28 +255,65 @@ func (w *Worker) Status() map[string][]balancer.UpstreamStatus {
 	return out
 }
 
+// handler hands each request to an idle goroutine of the service, or
+// starts one while fewer than MaxInFlight run. Goroutines stay for a while
+// after their request, so under load a request costs a channel send instead
+// of a new goroutine and its stack growth. With MaxInFlight busy the
+// callback blocks: further requests wait in the subscription's bounded
+// pending queue.
 func (w *Worker) handler(s *service) nats.MsgHandler {
-	inFlight := w.metrics.inFlight.WithLabelValues(s.name)
 	return func(m *nats.Msg) {
 		if m.Reply == "" {
 			return // a publish, not a request: nobody to answer
 		}
-		s.sem <- struct{}{}
 		w.serving.Add(1)
-		inFlight.Inc()
-		go func() {
-			defer func() {
-				inFlight.Dec()
-				<-s.sem
-				w.serving.Done()
-				if r := recover(); r != nil {
-					w.o.Log.Error("panic serving request", "service", s.name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-					_ = m.RespondMsg(httpnats.NewErrorMsg(apierr.New(http.StatusInternalServerError, apierr.CodeInternal, "internal error")))
-				}
-			}()
-			w.serve(s, m)
-		}()
+		select {
+		case s.work <- m:
+			return
+		default:
+		}
+		select {
+		case s.work <- m:
+		case s.sem <- struct{}{}:
+			w.loops.Add(1)
+			go w.loop(s, m)
+		}
 	}
+}
+
+// loop serves m, then further requests from s.work until idle for a while.
+func (w *Worker) loop(s *service, m *nats.Msg) {
+	defer func() { <-s.sem; w.loops.Done() }()
+	idle := time.NewTimer(idleWorker)
+	defer idle.Stop()
+	for {
+		w.serveSafe(s, m)
+		idle.Reset(idleWorker)
+		select {
+		case m = <-s.work:
+		case <-idle.C:
+			return
+		case <-w.quit:
+			return
+		}
+	}
+}
+
+// idleWorker is how long a request goroutine waits for more work.
+const idleWorker = 10 * time.Second
+
+func (w *Worker) serveSafe(s *service, m *nats.Msg) {
+	inFlight := s.inFlight
+	inFlight.Inc()
+	defer func() {
+		inFlight.Dec()
+		w.serving.Done()
+		if r := recover(); r != nil {
+			w.o.Log.Error("panic serving request", "service", s.name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			_ = m.RespondMsg(httpnats.NewErrorMsg(apierr.New(http.StatusInternalServerError, apierr.CodeInternal, "internal error")))
+		}
+	}()
+	w.serve(s, m)
 }
 
 var idempotent = map[string]bool{
@@ -302,7 +349,10 @@ func (w *Worker) serve(s *service, m *nats.Msg) {
 
 // forward tries upstreams until one answers or none is left.
 func (w *Worker) forward(s *service, req httpnats.Request) *nats.Msg {
-	ctx, cancel := context.WithTimeout(context.Background(), w.o.RequestTimeout)
+	w.mu.Lock()
+	base := w.ctx
+	w.mu.Unlock()
+	ctx, cancel := context.WithTimeout(base, w.o.RequestTimeout)
 	defer cancel()
 	s.pool.RecordRequest()
 	var tried []*balancer.Upstream
