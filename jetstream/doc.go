@@ -1,0 +1,14 @@
+// Package jetstream owns Switchyard's JetStream footprint and its NATS
+// server: the embedded nats-server (StartEmbedded), the NATS connection
+// options every part uses (Connect: reconnect forever, log each disconnect
+// and reconnect), and the declaration of every stream, consumer and
+// key-value bucket (Assets, Ensure, JobsConsumer).
+//
+// Declarations are created or updated idempotently at every start, so any
+// number of processes may start at once against one cluster; the replica
+// count comes from configuration (1 embedded, 3 in a cluster). The
+// upstream client package is imported as natsjs to avoid the name clash.
+//
+// Subpackage jstest starts real embedded servers for tests. Everything
+// here is safe for concurrent use; Embedded.Shutdown may be called twice.
+package jetstream
