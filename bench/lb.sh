@@ -2,7 +2,9 @@
 # Load balancer benchmark: the same backend measured directly, through nginx
 # as a reverse proxy, and through Switchyard's /vision/* (edge -> NATS ->
 # proxy worker -> backend), in one run, with wrk. Prints req/s and p50/p99
-# for each and Switchyard's ratios to nginx.
+# for each, the CPU time the proxy itself spent per request (the backend's
+# own CPU not included, except on the direct line), and Switchyard's ratios
+# to nginx.
 #
 #   bash bench/lb.sh                 # 10 s per target, 64 connections
 #   DURATION=30 CONNS=128 bash bench/lb.sh
@@ -31,7 +33,7 @@ trap cleanup EXIT
 
 wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
 
-./bin/backend -addr 127.0.0.1:$BACKEND_PORT & pids+=($!)
+./bin/backend -addr 127.0.0.1:$BACKEND_PORT & pids+=($!); backend_pid=$!
 wait_http http://127.0.0.1:$BACKEND_PORT/health
 
 mkdir -p "$tmp/nginx/logs"
@@ -53,32 +55,45 @@ http {
   }
 }
 CONF
-nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
+nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' & pids+=($!); nginx_pid=$!
 wait_http http://127.0.0.1:$NGINX_PORT/health
 
 HOST=127.0.0.1 BROKER_PORT=19081 LB_PORT=19082 CACHE_PORT=19083 STREAM_PORT=19084 NATS_PORT=$NATS_PORT \
 DATA_DIR="$tmp/data" LOG_LEVEL=warn RUST_VISION_SERVICE_URL=http://127.0.0.1:$BACKEND_PORT \
-  ./bin/switchyard run 2>"$tmp/switchyard.log" & pids+=($!)
+  ./bin/switchyard run 2>"$tmp/switchyard.log" & pids+=($!); switchyard_pid=$!
 wait_http http://127.0.0.1:19082/health
 wait_http http://127.0.0.1:19082/vision/health
 
-run() { # name url
+# cpu_ticks PID: user+system clock ticks of PID and its children (nginx workers).
+cpu_ticks() {
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    t=$((t + $(awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+
+run() { # name url pid
   wrk -t"$THREADS" -c"$CONNS" -d2s "$2" >/dev/null 2>&1 || true   # warm-up
+  local c0; c0=$(cpu_ticks "$3")
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$2")
+  local c1; c1=$(cpu_ticks "$3")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(awk -v a="$c0" -v b="$c1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", (b-a)*1e6/hz/n}')
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
-  printf '%-12s %12s %10s %10s  %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
+  printf '%-12s %12s %10s %10s %14s  %s\n' "$1" "$rps" "$p50" "$p99" "$cpu" "$errs"
   eval "${1}_rps=$rps; ${1}_p99=$p99"
 }
 to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v} else {sub(/s$/,"",v); print v*1000} }'; }
 
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, GET $PATH_ ($(nproc) cores, $(date -u +%F))"
-printf '%-12s %12s %10s %10s\n' target "req/s" p50 p99
-run direct     "http://127.0.0.1:$BACKEND_PORT$PATH_"
-run nginx      "http://127.0.0.1:$NGINX_PORT$PATH_"
-run switchyard "http://127.0.0.1:19082/vision$PATH_"
+printf '%-12s %12s %10s %10s %14s\n' target "req/s" p50 p99 "cpu us/req"
+run direct     "http://127.0.0.1:$BACKEND_PORT$PATH_" "$backend_pid"
+run nginx      "http://127.0.0.1:$NGINX_PORT$PATH_" "$nginx_pid"
+run switchyard "http://127.0.0.1:19082/vision$PATH_" "$switchyard_pid"
 awk -v s="$switchyard_rps" -v n="$nginx_rps" -v d="$direct_rps" \
     -v sp="$(to_ms "$switchyard_p99")" -v np="$(to_ms "$nginx_p99")" 'BEGIN {
   printf "switchyard/nginx throughput: %.2fx   p99: %.2fx   (nginx/direct: %.2fx)\n", s/n, sp/np, n/d }'

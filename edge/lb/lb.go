@@ -73,9 +73,25 @@ func build(s *edge.Server, d *app.Deps) ([]app.Component, error) {
 	e.GET("/services", h.services)
 	e.GET("/jobs/:id", h.getJob)
 	e.GET("/jobs/:id/result", h.getJobResult)
+	// "jobs" is not a service: other methods and paths under /jobs are
+	// answered here rather than by the service route.
+	others := []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	e.Match(others, "/jobs/:id", methodNotAllowed)
+	e.Match(others, "/jobs/:id/result", methodNotAllowed)
+	e.Any("/jobs", noJobRoute)
+	e.Any("/jobs/:id/*", noJobRoute)
 	e.Any("/:service", h.route)
 	e.Any("/:service/*", h.route)
 	return []app.Component{h.disc}, nil
+}
+
+func methodNotAllowed(c echo.Context) error {
+	c.Response().Header().Set("Allow", "GET, HEAD")
+	return apierr.Newf(http.StatusMethodNotAllowed, apierr.CodeMethodNotAllowed, "%s is not allowed on %s", c.Request().Method, c.Path())
+}
+
+func noJobRoute(c echo.Context) error {
+	return apierr.New(http.StatusNotFound, apierr.CodeNotFound, "jobs are at /jobs/{id} and /jobs/{id}/result")
 }
 
 func (h *handler) known(name string) bool {

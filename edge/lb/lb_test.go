@@ -263,10 +263,16 @@ func TestErrors(t *testing.T) {
 		{"too slow", "/vision/x", 504, "timeout", false},
 		{"bad job id", "/jobs/NOT-VALID", 400, "bad_request", false},
 		{"unknown job", "/jobs/abc", 404, "not_found", false},
+		{"no such job route", "/jobs/abc/extra", 404, "not_found", false},
+		{"job by POST", "POST /jobs/abc", 405, "method_not_allowed", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := do(t, "GET", s.url+tc.path, nil)
+			method, path := "GET", tc.path
+			if m, p, ok := strings.Cut(tc.path, " "); ok {
+				method, path = m, p
+			}
+			resp := do(t, method, s.url+path, nil)
 			if resp.StatusCode != tc.status {
 				t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
 			}
