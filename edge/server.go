@@ -320,6 +320,9 @@ func DecodeJSON(c echo.Context, v any) error {
 		}
 		return apierr.Newf(http.StatusBadRequest, apierr.CodeBadRequest, "invalid JSON body: %v", err)
 	}
+	if dec.More() {
+		return apierr.New(http.StatusBadRequest, apierr.CodeBadRequest, "invalid JSON body: data after the JSON value")
+	}
 	return nil
 }
 

@@ -382,6 +382,7 @@ func TestDecodeJSON(t *testing.T) {
 		{"empty body", "application/json", strings.NewReader(``), 400, "bad_request"},
 		{"wrong type", "application/json", strings.NewReader(`{"name":3}`), 400, "bad_request"},
 		{"unknown field", "application/json", strings.NewReader(`{"nom":"ann"}`), 400, "bad_request"},
+		{"data after the value", "application/json", strings.NewReader(`{"name":"ann"} {"name":"bob"}`), 400, "bad_request"},
 		{"too large, chunked", "application/json", chunked{strings.NewReader(big)}, 413, "payload_too_large"},
 		{"too large, with Content-Length", "application/json", strings.NewReader(big), 413, "payload_too_large"},
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -85,7 +86,10 @@ func StartEmbedded(o EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
 		}
 		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(opts.Port)))
 		if err != nil {
-			return nil, fmt.Errorf("nats client port %d: %w", opts.Port, ErrPortInUse)
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("nats client port %d: %w", opts.Port, ErrPortInUse)
+			}
+			return nil, fmt.Errorf("nats client port %d: %w", opts.Port, err)
 		}
 		_ = l.Close()
 	}

@@ -137,7 +137,8 @@ type Response struct {
 	ErrorCode string
 }
 
-// DecodeResponse reads a reply: Switchyard-Status (absent means 200), or
+// DecodeResponse reads a reply: Switchyard-Status (absent means 200; one
+// outside 200..599 is a bad gateway, as 1xx cannot be a final answer), or
 // the micro protocol's Nats-Service-Error-Code, mapped to an HTTP status.
 func DecodeResponse(m *nats.Msg) Response {
 	r := Response{Status: http.StatusOK, Header: http.Header{}, Body: m.Data}
@@ -148,7 +149,7 @@ func DecodeResponse(m *nats.Msg) Response {
 		}
 		switch ck := textproto.CanonicalMIMEHeaderKey(k); ck {
 		case subjects.HeaderStatus:
-			if s, err := strconv.Atoi(vs[0]); err == nil && s >= 100 && s <= 599 {
+			if s, err := strconv.Atoi(vs[0]); err == nil && s >= 200 && s <= 599 {
 				r.Status = s
 			} else {
 				r.Status = http.StatusBadGateway

@@ -255,6 +255,7 @@ func TestDecodeResponseStatus(t *testing.T) {
 		{"lowercase name", nats.Header{"switchyard-status": {"418"}}, 418, "", false},
 		{"not a number", nats.Header{subjects.HeaderStatus: {"abc"}}, 502, apierr.CodeBadGateway, false},
 		{"too small", nats.Header{subjects.HeaderStatus: {"99"}}, 502, apierr.CodeBadGateway, false},
+		{"1xx is not a final status", nats.Header{subjects.HeaderStatus: {"103"}}, 502, apierr.CodeBadGateway, false},
 		{"too large", nats.Header{subjects.HeaderStatus: {"600"}}, 502, apierr.CodeBadGateway, false},
 		{"empty", nats.Header{subjects.HeaderStatus: {""}}, 502, apierr.CodeBadGateway, false},
 		{"switchyard error code", nats.Header{subjects.HeaderStatus: {"429"}, subjects.HeaderErrorCode: {"too_many_requests"}}, 429, "too_many_requests", false},
