@@ -17,6 +17,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,6 +123,17 @@ func Run(ctx context.Context, o Options) error {
 		listeners[p.Name] = l
 	}
 
+	// A process of worker pools only still serves /health and /metrics.
+	var opsName string
+	if len(listeners) == 0 {
+		l, err := net.Listen("tcp", net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.WorkerPort)))
+		if err != nil {
+			return fmt.Errorf("workers: cannot listen on port %d (WORKER_PORT): %w", cfg.Server.WorkerPort, errors.Unwrap(err))
+		}
+		opsName = strings.Join(partNames(o.Parts), "+")
+		listeners[opsName] = l
+	}
+
 	maxMsg := int32(cfg.Server.MaxBodyBytes + 64<<10)
 	var emb *jetstream.Embedded
 	if cfg.NATS.URL == "" {
@@ -223,6 +235,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
+	if opsName != "" {
+		d := base
+		d.Listener = listeners[opsName]
+		comps = append(comps, running{Part{Name: opsName, Kind: KindEdge}, edge.New(d.EdgeOptions(opsName))})
+	}
 	if cfg.Server.PprofAddr != "" {
 		comps = append(comps, running{Part{Name: "pprof", Kind: KindWorkers}, newPprof(cfg.Server.PprofAddr, log)})
 	}

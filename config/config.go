@@ -89,6 +89,10 @@ type Server struct {
 	LBPort     int    `yaml:"lb_port" env:"LB_PORT"`
 	CachePort  int    `yaml:"cache_port" env:"CACHE_PORT"`
 	StreamPort int    `yaml:"stream_port" env:"STREAM_PORT"`
+	// WorkerPort serves /health and /metrics of a process that runs worker
+	// pools only (e.g. `switchyard proxy`); a process with an edge uses its
+	// edges' ports instead.
+	WorkerPort int `yaml:"worker_port" env:"WORKER_PORT"`
 	// MaxBodyBytes bounds every request body; larger bodies get 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes" env:"MAX_BODY_BYTES"`
 	// PprofAddr, when set (e.g. 127.0.0.1:6060), serves net/http/pprof there.
@@ -168,7 +172,7 @@ func Default() *Config {
 		},
 		Metrics: Metrics{Enabled: true, Path: "/metrics"},
 		Server: Server{
-			BrokerPort: 8081, LBPort: 8082, CachePort: 8083, StreamPort: 8084,
+			BrokerPort: 8081, LBPort: 8082, CachePort: 8083, StreamPort: 8084, WorkerPort: 8085,
 			MaxBodyBytes:    8 << 20,
 			ShutdownTimeout: Duration(12 * time.Second),
 		},
@@ -288,6 +292,7 @@ func (c *Config) Validate() error {
 		{"LB_PORT (server.lb_port)", c.Server.LBPort},
 		{"CACHE_PORT (server.cache_port)", c.Server.CachePort},
 		{"STREAM_PORT (server.stream_port)", c.Server.StreamPort},
+		{"WORKER_PORT (server.worker_port)", c.Server.WorkerPort},
 	}
 	seen := map[int]string{}
 	for _, p := range ports {

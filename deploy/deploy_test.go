@@ -1070,6 +1070,9 @@ func edgePorts(sub string, cfg *config.Config) map[int]string {
 			out[e.port] = e.key
 		}
 	}
+	if len(out) == 0 { // worker pools only: /health and /metrics on WORKER_PORT
+		out[cfg.Server.WorkerPort] = "WORKER_PORT (server.worker_port)"
+	}
 	return out
 }
 

@@ -237,3 +237,53 @@ func TestCommandLine(t *testing.T) {
 		t.Errorf("BROKER_PORT=abc: exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// A process of worker pools only serves /health and /metrics on WORKER_PORT.
+func TestWorkersAloneServeHealthAndMetrics(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Server.WorkerPort = 0
+	var proxyPart app.Part
+	for _, p := range parts() {
+		if p.Name == "proxy" {
+			proxyPart = p
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan map[string]net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, app.Options{Config: cfg, Parts: []app.Part{proxyPart}, Log: slog.New(slog.DiscardHandler),
+			Version: "test", Ready: func(a map[string]net.Addr) { ready <- a }})
+	}()
+	var addrs map[string]net.Addr
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}()
+	base := "http://" + addrs["proxy"].String()
+	resp, err := http.Get(base + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/health = %d", resp.StatusCode)
+	}
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(b, []byte("switchyard_proxy_upstream_healthy")) {
+		t.Errorf("/metrics lacks the proxy worker's metrics")
+	}
+}
