@@ -25,6 +25,10 @@ var hopByHop = map[string]bool{
 	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 }
 
+// HopByHop reports whether the canonical header name k must not cross a
+// proxy: a hop-by-hop header (RFC 9110 7.6.1) or one of Switchyard's own.
+func HopByHop(k string) bool { return hopByHop[k] || control(k) }
+
 // control are our own headers; a client cannot set them.
 func control(k string) bool {
 	return len(k) > 11 && strings.EqualFold(k[:11], "Switchyard-") || strings.HasPrefix(k, "Nats-")

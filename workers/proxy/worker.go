@@ -1,16 +1,14 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/apierr"
@@ -52,7 +51,7 @@ type Worker struct {
 	client   *http.Client
 	services map[string]*service
 	metrics  *metrics
-	bufs     sync.Pool
+	pools    map[*balancer.Upstream]*connPool
 
 	mu      sync.Mutex
 	subs    []*nats.Subscription
@@ -103,7 +102,7 @@ func New(o Options) (*Worker, error) {
 		stopped:  make(chan struct{}),
 		quit:     make(chan struct{}),
 	}
-	w.bufs.New = func() any { return new(bytes.Buffer) }
+	w.pools = map[*balancer.Upstream]*connPool{}
 	for _, s := range o.Services {
 		if len(s.Upstreams) == 0 {
 			continue
@@ -114,19 +113,19 @@ func New(o Options) (*Worker, error) {
 		}
 		w.services[s.Name] = &service{name: s.Name, pool: p, sem: make(chan struct{}, o.MaxInFlight),
 			work: make(chan *nats.Msg), inFlight: w.metrics.inFlight.WithLabelValues(s.Name)}
+		for _, up := range p.Upstreams() {
+			w.pools[up] = newConnPool(up.Host(), up.URL.Scheme == "https", o.MaxConnsPerUpstream, int(o.MaxResponseBytes))
+		}
 	}
+	// The active health checks' client; requests go through the pools.
 	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	w.client = &http.Client{
 		Transport: &http.Transport{
 			DialContext:           dialer.DialContext,
-			MaxIdleConns:          o.MaxConnsPerUpstream * 16,
-			MaxIdleConnsPerHost:   o.MaxConnsPerUpstream,
-			MaxConnsPerHost:       o.MaxConnsPerUpstream,
+			MaxIdleConnsPerHost:   2,
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true,
-			WriteBufferSize:       32 << 10,
-			ReadBufferSize:        32 << 10,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -240,7 +239,10 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		close(w.quit)
 		w.loops.Wait()
 		w.bg.Wait()
-		w.client.CloseIdleConnections()
+		w.client.CloseIdleConnections() // health checks
+		for _, p := range w.pools {
+			p.close()
+		}
 		close(w.stopped)
 	})
 	return err
@@ -369,16 +371,16 @@ func (w *Worker) forward(s *service, req httpnats.Request) *nats.Msg {
 				"no healthy upstream for service %s", s.name).WithRetry(time.Second).WithCause(lastErr))
 		}
 		tried = append(tried, up)
-		res, failover, aerr := w.attempt(ctx, up, req)
-		if aerr == nil && res != nil {
-			if res.retryable && idempotent[req.Method] && len(tried) < len(s.pool.Upstreams()) && s.pool.AllowRetry() {
+		reply, retryable, failover, aerr := w.attempt(ctx, up, req)
+		if aerr == nil {
+			if retryable && idempotent[req.Method] && len(tried) < s.pool.Len() && s.pool.AllowRetry() {
 				w.metrics.retries.WithLabelValues(s.name, "status").Inc()
-				w.o.Log.Info("retrying on another upstream", "service", s.name, "upstream", up.URL.Host, "status", res.status)
+				w.o.Log.Info("retrying on another upstream", "service", s.name, "upstream", up.URL.Host,
+					"status", reply.Header.Get(subjects.HeaderStatus))
 				lastErr = nil
-				w.bufs.Put(res.buf)
 				continue
 			}
-			return res.msg(w)
+			return reply
 		}
 		lastErr = aerr
 		if ctx.Err() != nil {
@@ -398,80 +400,73 @@ func (w *Worker) forward(s *service, req httpnats.Request) *nats.Msg {
 	}
 }
 
-type result struct {
-	status    int
-	header    http.Header
-	buf       *bytes.Buffer
-	retryable bool
-}
-
-func (r *result) msg(w *Worker) *nats.Msg {
-	body := append([]byte(nil), r.buf.Bytes()...)
-	w.bufs.Put(r.buf)
-	return httpnats.NewResponseMsg(r.status, r.header, body)
-}
-
 // attempt sends req to up. failover is true when the upstream received
-// nothing it could have answered (connect failure or reset before any
-// response byte), so another upstream may be tried whatever the method.
-func (w *Worker) attempt(ctx context.Context, up *balancer.Upstream, req httpnats.Request) (res *result, failover bool, aerr *apierr.Error) {
+// nothing it could have answered (connect failure, or the connection closed
+// or reset before the response was read), so another upstream may be tried
+// whatever the method.
+func (w *Worker) attempt(ctx context.Context, up *balancer.Upstream, req httpnats.Request) (reply *nats.Msg, retryable, failover bool, aerr *apierr.Error) {
+	pool := w.pools[up]
 	done := up.Begin()
 	start := time.Now()
-	u := *up.URL
-	u.RawPath = ""
-	u.Path = ""
-	target := strings.TrimSuffix(up.URL.EscapedPath(), "/") + req.Path
-	hreq, err := http.NewRequestWithContext(ctx, req.Method, u.String(), bytes.NewReader(req.Body))
-	if err != nil {
-		done(balancer.Outcome{ConnectErr: true, Latency: time.Since(start)})
-		return nil, false, apierr.Newf(http.StatusBadRequest, apierr.CodeBadRequest, "bad request: %v", err)
+	freq := fasthttp.AcquireRequest()
+	fresp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(freq)
+	defer fasthttp.ReleaseResponse(fresp)
+	freq.URI().DisablePathNormalizing = true
+	freq.Header.DisableNormalizing()
+	freq.Header.SetMethod(req.Method)
+	uri := strings.TrimSuffix(up.URL.EscapedPath(), "/") + req.Path
+	if req.Query != "" {
+		uri += "?" + req.Query
 	}
-	hreq.URL.Opaque = ""
-	if p, perr := url.PathUnescape(target); perr == nil {
-		hreq.URL.Path = p
-		hreq.URL.RawPath = target
-	} else {
-		hreq.URL.Path = target
-	}
-	hreq.URL.RawQuery = req.Query
-	hreq.Header = req.Header
-	if len(req.Body) == 0 && req.Method != http.MethodPost && req.Method != http.MethodPut && req.Method != http.MethodPatch {
-		hreq.Body = nil
-		hreq.ContentLength = 0
-	}
-	resp, err := w.client.Do(hreq)
-	if err != nil {
-		lat := time.Since(start)
-		if ctx.Err() != nil {
-			done(balancer.Outcome{Status: 0, Latency: lat})
-			return nil, false, apierr.New(http.StatusGatewayTimeout, apierr.CodeTimeout, "upstream timed out").WithCause(err)
+	freq.SetRequestURI(uri)
+	freq.Header.SetHost(up.URL.Host)
+	for k, vs := range req.Header {
+		if k == "Host" || k == "Content-Length" {
+			continue
 		}
-		done(balancer.Outcome{ConnectErr: true, Latency: lat})
-		return nil, true, apierr.Newf(http.StatusBadGateway, apierr.CodeBadGateway, "upstream %s failed before answering", up.URL.Host).WithCause(err)
+		for _, v := range vs {
+			freq.Header.Add(k, v)
+		}
 	}
-	defer resp.Body.Close()
-	buf := w.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, w.o.MaxResponseBytes+1))
+	if len(req.Body) > 0 || req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch {
+		freq.SetBodyRaw(req.Body)
+	}
+	if req.Method == http.MethodHead {
+		fresp.SkipBody = true
+	}
+	deadline, _ := ctx.Deadline()
+	err := pool.do(freq, fresp, deadline, idempotent[req.Method])
 	lat := time.Since(start)
 	if err != nil {
-		w.bufs.Put(buf)
-		done(balancer.Outcome{Status: http.StatusBadGateway, Latency: lat})
-		if ctx.Err() != nil {
-			return nil, false, apierr.New(http.StatusGatewayTimeout, apierr.CodeTimeout, "upstream timed out").WithCause(err)
+		var ne net.Error
+		switch {
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			done(balancer.Outcome{Status: http.StatusBadGateway, Latency: lat})
+			return nil, false, false, apierr.Newf(http.StatusBadGateway, apierr.CodeResponseTooLarge,
+				"upstream response exceeds %d bytes", w.o.MaxResponseBytes)
+		case ctx.Err() != nil, errors.As(err, &ne) && ne.Timeout(), errors.Is(err, errNoFreeConn):
+			done(balancer.Outcome{Latency: lat})
+			return nil, false, false, apierr.New(http.StatusGatewayTimeout, apierr.CodeTimeout, "upstream timed out").WithCause(err)
 		}
-		return nil, false, apierr.Newf(http.StatusBadGateway, apierr.CodeBadGateway, "upstream %s broke off its response", up.URL.Host).WithCause(err)
+		done(balancer.Outcome{ConnectErr: true, Latency: lat})
+		return nil, false, true, apierr.Newf(http.StatusBadGateway, apierr.CodeBadGateway,
+			"upstream %s failed before answering", up.URL.Host).WithCause(err)
 	}
-	if n > w.o.MaxResponseBytes {
-		w.bufs.Put(buf)
-		done(balancer.Outcome{Status: resp.StatusCode, Latency: lat})
-		return nil, false, apierr.Newf(http.StatusBadGateway, apierr.CodeResponseTooLarge, "upstream response exceeds %d bytes", w.o.MaxResponseBytes)
+	status := fresp.StatusCode()
+	done(balancer.Outcome{Status: status, Latency: lat})
+	m := &nats.Msg{Header: make(nats.Header, 8), Data: append([]byte(nil), fresp.Body()...)}
+	for k, v := range fresp.Header.All() {
+		key := string(k)
+		if httpnats.HopByHop(key) || key == "Content-Length" {
+			continue
+		}
+		m.Header[key] = append(m.Header[key], string(v))
 	}
-	done(balancer.Outcome{Status: resp.StatusCode, Latency: lat})
-	return &result{
-		status: resp.StatusCode, header: resp.Header, buf: buf,
-		retryable: resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout,
-	}, false, nil
+	if status != http.StatusOK {
+		m.Header[subjects.HeaderStatus] = []string{strconv.Itoa(status)}
+	}
+	return m, status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout, false, nil
 }
 
 // semver makes a micro-valid version from ours ("dev" becomes 0.0.0-dev).
