@@ -2,6 +2,7 @@ package lb_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/edge/lb"
+	"github.com/switchyard/switchyard/workers/proxy"
 )
 
 // load sends n GET requests from c concurrent clients and returns the
@@ -166,4 +169,43 @@ func TestStatusRetriesOnlyForIdempotentMethods(t *testing.T) {
 	if posts503 == 0 {
 		t.Fatal("POSTs were retried on 503")
 	}
+}
+
+// The edge and the proxy workers scale apart: separate processes (here,
+// separate runs with their own connections) on one NATS server, two proxy
+// workers sharing the queue group.
+func TestEdgeAndWorkersAsSeparateProcesses(t *testing.T) {
+	up, hits := echoUpstream(t, "one")
+	cfg := baseConfig(t)
+	cfg.Rust.VisionServiceURL = up.URL
+	edgeOnly := startSys(t, cfg, lb.Part)
+	startOn(t, edgeOnly.nats, cfg, proxy.Part)
+	startOn(t, edgeOnly.nats, cfg, proxy.Part)
+	if f := load(t, edgeOnly.url+"/vision/x", 200, 8, nil); len(f) > 0 {
+		t.Fatalf("%d failures, first: %s", len(f), f[0])
+	}
+	if hits.Load() != 200 {
+		t.Fatalf("upstream saw %d of 200 requests", hits.Load())
+	}
+	resp := do(t, "GET", edgeOnly.url+"/services", nil)
+	var out struct {
+		Services []struct {
+			Name         string `json:"name"`
+			ProxyWorkers int    `json:"proxy_workers"`
+			Upstreams    []struct {
+				Requests uint64 `json:"requests"`
+			} `json:"upstreams"`
+		} `json:"services"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	for _, s := range out.Services {
+		if s.Name == "vision" {
+			if s.ProxyWorkers != 2 || len(s.Upstreams) != 1 || s.Upstreams[0].Requests != 200 {
+				t.Fatalf("vision: %+v", s)
+			}
+			return
+		}
+	}
+	t.Fatalf("no vision in %+v", out.Services)
 }

@@ -41,6 +41,7 @@ func baseConfig(t testing.TB) *config.Config {
 	cfg := config.Default()
 	cfg.Server.Host = "127.0.0.1"
 	cfg.Server.LBPort = 0
+	cfg.Server.WorkerPort = 0
 	cfg.DataDir = t.TempDir()
 	cfg.Rust.RequestTimeout = config.Duration(5 * time.Second)
 	cfg.Rust.HealthCheckInterval = config.Duration(time.Second)
