@@ -42,5 +42,7 @@ func Catalog() []Entry {
 		{"header", HeaderMsgID},
 		{"micro", ProxyServiceName},
 		{"subject", ProxyStatus},
+		{"subject", JobsMaxDeliveries},
+		{"queue", JobsAdvisoryQueue},
 	}
 }

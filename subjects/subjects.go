@@ -65,6 +65,15 @@ const ProxyServiceName = "switchyard-proxy"
 // a scatter-gather request reaches them all).
 const ProxyStatus = "switchyard.proxy.status"
 
+// JobsMaxDeliveries is the JetStream advisory published when a job's
+// delivery attempts ran out without an ack (its runner died during the last
+// one); the job runners mark such a job failed. JobsAdvisoryQueue is their
+// queue group, so one runner handles each advisory.
+const (
+	JobsMaxDeliveries = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamJobs + ".*"
+	JobsAdvisoryQueue = "switchyard-jobs"
+)
+
 // HTTP-over-NATS headers. A request carries the method, path and query as
 // headers and the HTTP body as the payload; the reply carries the status
 // code as a header and the response body as the payload. Every other header

@@ -174,3 +174,52 @@ func TestAsyncJobFailsAfterMaxDeliver(t *testing.T) {
 		t.Fatalf("result of failed job: %d", r.StatusCode)
 	}
 }
+
+// A job whose runner dies during its last attempt is marked failed (from
+// JetStream's max-deliveries advisory) instead of staying "running".
+func TestAsyncJobFailsWhenRunnerDiesOnLastAttempt(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.Services["reports"] = config.Service{}
+	s := startSys(t, cfg, lb.Part)
+	svcConn := s.nats.Conn(t)
+	entered := make(chan struct{}, 1)
+	sub, _ := svcConn.QueueSubscribe("svc.reports.>", "svc.reports", func(m *nats.Msg) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		// Never answers: the runner waits until it dies.
+	})
+	defer sub.Unsubscribe()
+	runner := func(nc *nats.Conn) *jobs.Runner {
+		js, _ := natsjs.New(nc)
+		r, err := jobs.New(jobs.Options{NC: nc, JS: js, Services: []string{"reports"}, Timeout: time.Minute,
+			AckWait: time.Second, MaxDeliver: 1, Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// Runner 1 alone takes the job, then its process dies mid-attempt.
+	nc1, err := nats.Connect(s.nats.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := runner(nc1)
+	go func() { _ = r1.Run(t.Context()) }()
+	v, resp := submit(t, s.url+"/reports/yearly", "")
+	if resp.StatusCode != 202 {
+		t.Fatalf("submit %d", resp.StatusCode)
+	}
+	<-entered
+	// Runner 2 survives and hears the advisory when the attempt times out.
+	r2 := runner(s.nats.Conn(t))
+	go func() { _ = r2.Run(t.Context()) }()
+	t.Cleanup(func() { _ = r2.Shutdown(t.Context()) })
+	nc1.Close()
+	_ = r1.Shutdown(t.Context())
+	failed := waitJob(t, s.url, v.ID, "failed")
+	if failed.Error == "" || failed.Attempts != 1 {
+		t.Fatalf("failed job: %+v", failed)
+	}
+}

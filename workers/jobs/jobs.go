@@ -18,6 +18,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,13 +60,14 @@ type Runner struct {
 	store   *ijobs.Store
 	metrics *metrics
 
-	mu      sync.Mutex
-	ccs     []natsjs.ConsumeContext
-	running sync.WaitGroup
-	ctx     context.Context
-	cancel  context.CancelFunc
-	stopped chan struct{}
-	once    sync.Once
+	mu         sync.Mutex
+	ccs        []natsjs.ConsumeContext
+	advisories *nats.Subscription
+	running    sync.WaitGroup
+	ctx        context.Context
+	cancel     context.CancelFunc
+	stopped    chan struct{}
+	once       sync.Once
 }
 
 type metrics struct {
@@ -162,7 +164,51 @@ func (r *Runner) Start(ctx context.Context) error {
 		r.mu.Unlock()
 		r.o.Log.Info("job runner consuming", "service", svc, "stream", subjects.StreamJobs, "consumer", cc.Durable)
 	}
+	sub, err := r.o.NC.QueueSubscribe(subjects.JobsMaxDeliveries, subjects.JobsAdvisoryQueue, func(m *nats.Msg) {
+		r.exhausted(stream, m.Data)
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", subjects.JobsMaxDeliveries, err)
+	}
+	r.mu.Lock()
+	r.advisories = sub
+	r.mu.Unlock()
 	return nil
+}
+
+// exhausted marks failed a job whose attempts ran out without an ack (its
+// runner died during the last one), and removes it from the stream.
+func (r *Runner) exhausted(stream natsjs.Stream, advisory []byte) {
+	var a struct {
+		Consumer   string `json:"consumer"`
+		StreamSeq  uint64 `json:"stream_seq"`
+		Deliveries uint64 `json:"deliveries"`
+	}
+	if err := json.Unmarshal(advisory, &a); err != nil || a.StreamSeq == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	defer cancel()
+	raw, err := stream.GetMsg(ctx, a.StreamSeq)
+	if err != nil {
+		return // already gone: acked or terminated meanwhile
+	}
+	id := raw.Header.Get(subjects.HeaderJobID)
+	log := r.o.Log.With("job_id", id, "consumer", a.Consumer, "stream_seq", a.StreamSeq)
+	if rec, err := r.store.Get(ctx, id); err == nil && rec.Status != ijobs.StatusDone && rec.Status != ijobs.StatusFailed {
+		rec.Status = ijobs.StatusFailed
+		rec.Attempts = int(a.Deliveries)
+		rec.LastError = fmt.Sprintf("attempt %d did not finish: its runner stopped before answering, and no attempt is left", a.Deliveries)
+		if err := r.store.Put(ctx, rec); err != nil {
+			log.Warn("job record update failed", "err", err)
+			return
+		}
+		r.metrics.outcomes.WithLabelValues(rec.Service, "failed").Inc()
+		log.Warn("job failed: attempts ran out while its runner was gone", "service", rec.Service)
+	}
+	if err := stream.DeleteMsg(ctx, a.StreamSeq); err != nil {
+		log.Warn("could not remove exhausted job from the stream", "err", err)
+	}
 }
 
 // Shutdown stops pulling, waits for running jobs until ctx ends, then
@@ -172,7 +218,11 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 	r.once.Do(func() {
 		r.mu.Lock()
 		ccs := r.ccs
+		adv := r.advisories
 		r.mu.Unlock()
+		if adv != nil {
+			_ = adv.Unsubscribe()
+		}
 		for _, c := range ccs {
 			c.Stop()
 		}
