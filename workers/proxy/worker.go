@@ -445,7 +445,8 @@ func (w *Worker) attempt(ctx context.Context, up *balancer.Upstream, req httpnat
 			done(balancer.Outcome{Status: http.StatusBadGateway, Latency: lat})
 			return nil, false, false, apierr.Newf(http.StatusBadGateway, apierr.CodeResponseTooLarge,
 				"upstream response exceeds %d bytes", w.o.MaxResponseBytes)
-		case ctx.Err() != nil, errors.As(err, &ne) && ne.Timeout(), errors.Is(err, errNoFreeConn):
+		case ctx.Err() != nil, !time.Now().Before(deadline), errors.Is(err, fasthttp.ErrTimeout),
+			errors.As(err, &ne) && ne.Timeout(), errors.Is(err, errNoFreeConn):
 			done(balancer.Outcome{Latency: lat})
 			return nil, false, false, apierr.New(http.StatusGatewayTimeout, apierr.CodeTimeout, "upstream timed out").WithCause(err)
 		}
