@@ -13,10 +13,12 @@ package lb
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -143,8 +145,28 @@ func (h *handler) route(c echo.Context) error {
 	}
 	resp := httpnats.DecodeResponse(reply)
 	h.metrics.observe(service, resp.Status, time.Since(start))
+	if e := workerError(resp); e != nil {
+		return e // rendered by the edge, with the request id like every error
+	}
 	httpnats.WriteResponse(c.Response(), resp, req.Method == http.MethodHead)
 	return nil
+}
+
+// workerError returns the error a worker or micro service answered with
+// (not a plain upstream response), or nil.
+func workerError(resp httpnats.Response) *apierr.Error {
+	if resp.ErrorCode == "" || resp.Status < 400 {
+		return nil
+	}
+	var body apierr.Body
+	if json.Unmarshal(resp.Body, &body) != nil || body.Error.Message == "" {
+		body.Error.Message = http.StatusText(resp.Status)
+	}
+	e := &apierr.Error{Status: resp.Status, Code: resp.ErrorCode, Message: body.Error.Message}
+	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && ra > 0 {
+		e.RetryAfter = time.Duration(ra) * time.Second
+	}
+	return e
 }
 
 func (h *handler) natsError(service string, err error, reqCtx context.Context) *apierr.Error {

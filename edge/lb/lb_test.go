@@ -132,11 +132,15 @@ func echoUpstream(t *testing.T, name string) (*httptest.Server, *atomic.Int64) {
 func apiError(t *testing.T, resp *http.Response) (code string) {
 	t.Helper()
 	var body struct {
-		Error struct{ Code, Message string } `json:"error"`
+		Error struct {
+			Code, Message string
+			RequestID     string `json:"request_id"`
+		} `json:"error"`
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if err := json.Unmarshal(b, &body); err != nil || body.Error.Code == "" || body.Error.Message == "" {
+	if err := json.Unmarshal(b, &body); err != nil || body.Error.Code == "" || body.Error.Message == "" ||
+		body.Error.RequestID == "" || body.Error.RequestID != resp.Header.Get("X-Request-Id") {
 		t.Fatalf("status %d: body %q is not the JSON error shape", resp.StatusCode, b)
 	}
 	return body.Error.Code
