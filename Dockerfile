@@ -28,7 +28,7 @@ ENV DATA_DIR=/data
 VOLUME ["/data"]
 USER 65532:65532
 # broker, lb, cache and stream edges; the embedded NATS client port.
-EXPOSE 8081 8082 8083 8084 4222
+EXPOSE 8081 8082 8083 8084 8085 4222
 # No HEALTHCHECK: the image has no shell or HTTP client. Probe GET /health on
 # an edge port from the orchestrator instead.
 ENTRYPOINT ["/usr/local/bin/switchyard"]
