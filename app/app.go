@@ -139,7 +139,7 @@ func Run(ctx context.Context, o Options) error {
 	if cfg.NATS.URL == "" {
 		var err error
 		emb, err = jetstream.StartEmbedded(jetstream.EmbeddedOptions{
-			Host: cfg.Server.Host, Port: natsPort(cfg.NATS.Port), ConfigFile: cfg.NATS.ConfigFile,
+			Host: cfg.Server.Host, Port: cfg.NATS.Port, ConfigFile: cfg.NATS.ConfigFile,
 			StoreDir: filepath.Clean(cfg.DataDir), MaxPayload: maxMsg, ServerName: "switchyard",
 		}, log)
 		if err != nil {
@@ -324,13 +324,6 @@ func drainNATS(ctx context.Context, nc *nats.Conn, log *slog.Logger) {
 		log.Warn("nats drain timed out")
 		nc.Close()
 	}
-}
-
-func natsPort(p int) int {
-	if p == 0 {
-		return 0
-	}
-	return p
 }
 
 func natsURL(cfg *config.Config, emb *jetstream.Embedded) string {

@@ -12,6 +12,7 @@
 package lb
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -200,27 +201,22 @@ func readBody(req *http.Request, limit int64) ([]byte, error) {
 	if req.ContentLength > limit {
 		return nil, apierr.Newf(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge, "request body exceeds %d bytes", limit)
 	}
-	var b []byte
+	var buf bytes.Buffer
 	if req.ContentLength > 0 {
-		b = make([]byte, 0, req.ContentLength)
+		buf.Grow(int(req.ContentLength) + bytes.MinRead) // room to see EOF without regrowing
 	}
-	buf := bytesBuffer{b: b}
-	if _, err := io.Copy(&buf, io.LimitReader(req.Body, limit+1)); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(req.Body, limit+1)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, apierr.Newf(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge, "request body exceeds %d bytes", limit)
 		}
 		return nil, apierr.New(http.StatusBadRequest, apierr.CodeBadRequest, "could not read the request body").WithCause(err)
 	}
-	if int64(len(buf.b)) > limit {
+	if int64(buf.Len()) > limit {
 		return nil, apierr.Newf(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge, "request body exceeds %d bytes", limit)
 	}
-	return buf.b, nil
+	return buf.Bytes(), nil
 }
-
-type bytesBuffer struct{ b []byte }
-
-func (w *bytesBuffer) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 
 // addForwarded adds X-Forwarded-For, -Host and -Proto to h.
 func addForwarded(h nats.Header, req *http.Request) {
