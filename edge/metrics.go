@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/internal/obs"
 )
 
 // Metrics are the HTTP metrics every edge shares, labelled by edge.
@@ -25,7 +27,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "switchyard", Subsystem: "http", Name: "request_duration_seconds",
 			Help:    "HTTP request latency, by edge, route template, method and status.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: obs.LatencyBuckets,
 		}, []string{"edge", "route", "method", "status"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "switchyard", Subsystem: "http", Name: "in_flight_requests",

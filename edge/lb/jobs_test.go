@@ -118,15 +118,7 @@ func TestAsyncJobRedeliveredAfterWorkerDies(t *testing.T) {
 	})
 	defer sub.Unsubscribe()
 
-	runner := func(nc *nats.Conn) *jobs.Runner {
-		js, _ := natsjs.New(nc)
-		r, err := jobs.New(jobs.Options{NC: nc, JS: js, Services: []string{"reports"}, Timeout: 5 * time.Second,
-			AckWait: time.Second, MaxDeliver: 5, Log: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	runner := func(nc *nats.Conn) *jobs.Runner { return reportsRunner(t, nc, 5*time.Second, 5) }
 	// Runner 1 takes the job, then its process dies (connection gone, no ack).
 	nc1, err := nats.Connect(s.nats.URL)
 	if err != nil {
@@ -191,15 +183,7 @@ func TestAsyncJobFailsWhenRunnerDiesOnLastAttempt(t *testing.T) {
 		// Never answers: the runner waits until it dies.
 	})
 	defer sub.Unsubscribe()
-	runner := func(nc *nats.Conn) *jobs.Runner {
-		js, _ := natsjs.New(nc)
-		r, err := jobs.New(jobs.Options{NC: nc, JS: js, Services: []string{"reports"}, Timeout: time.Minute,
-			AckWait: time.Second, MaxDeliver: 1, Log: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	runner := func(nc *nats.Conn) *jobs.Runner { return reportsRunner(t, nc, time.Minute, 1) }
 	// Runner 1 alone takes the job, then its process dies mid-attempt.
 	nc1, err := nats.Connect(s.nats.URL)
 	if err != nil {
@@ -222,4 +206,17 @@ func TestAsyncJobFailsWhenRunnerDiesOnLastAttempt(t *testing.T) {
 	if failed.Error == "" || failed.Attempts != 1 {
 		t.Fatalf("failed job: %+v", failed)
 	}
+}
+
+// reportsRunner is a job runner of service "reports" on its own connection,
+// with a one-second ack wait.
+func reportsRunner(t *testing.T, nc *nats.Conn, timeout time.Duration, maxDeliver int) *jobs.Runner {
+	t.Helper()
+	js, _ := natsjs.New(nc)
+	r, err := jobs.New(jobs.Options{NC: nc, JS: js, Services: []string{"reports"}, Timeout: timeout,
+		AckWait: time.Second, MaxDeliver: maxDeliver, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -28,6 +28,8 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchyard/switchyard/internal/obs"
+
 	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/edge"
@@ -266,7 +268,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "switchyard", Subsystem: "lb", Name: "request_duration_seconds",
 			Help:    "Latency of routed requests through NATS, by service.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: obs.LatencyBuckets,
 		}, []string{"service"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "switchyard", Subsystem: "lb", Name: "in_flight_requests",

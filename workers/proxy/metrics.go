@@ -1,6 +1,10 @@
 package proxy
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/internal/obs"
+)
 
 type metrics struct {
 	requests *prometheus.CounterVec
@@ -18,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "switchyard", Subsystem: "proxy", Name: "request_duration_seconds",
 			Help:    "Time from a request's arrival at the proxy worker to its reply, all attempts included.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: obs.LatencyBuckets,
 		}, []string{"service"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "switchyard", Subsystem: "proxy", Name: "in_flight_requests",

@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/internal/obs"
 )
 
 // Metrics are the per-upstream metrics of every Pool of a process,
@@ -37,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "switchyard", Subsystem: "proxy", Name: "upstream_request_duration_seconds",
 			Help:    "Latency of one attempt on an upstream, by service and upstream.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: obs.LatencyBuckets,
 		}, []string{"service", "upstream"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "switchyard", Subsystem: "proxy", Name: "upstream_in_flight",
