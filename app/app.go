@@ -314,6 +314,10 @@ func Run(ctx context.Context, o Options) error {
 func drainNATS(ctx context.Context, nc *nats.Conn, log *slog.Logger) {
 	closed := make(chan struct{})
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if !nc.IsConnected() {
+		nc.Close() // nothing can be drained through a connection that is down
+		return
+	}
 	if err := nc.Drain(); err != nil {
 		nc.Close()
 		return

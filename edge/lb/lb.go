@@ -113,6 +113,12 @@ func (h *handler) route(c echo.Context) error {
 	if h.srv.Draining() {
 		return apierr.New(http.StatusServiceUnavailable, apierr.CodeShuttingDown, "edge is shutting down").WithRetry(time.Second)
 	}
+	if !h.nc.IsConnected() {
+		// Fail fast: a request sent now would wait in the reconnect buffer
+		// until its timeout, and nothing could answer it.
+		h.metrics.natsErrors.WithLabelValues(service, "disconnected").Inc()
+		return apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "not connected to NATS").WithRetry(time.Second)
+	}
 	start := time.Now()
 	inFlight := h.metrics.inFlight.WithLabelValues(service)
 	inFlight.Inc()
@@ -276,7 +282,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"service"}),
 		natsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "switchyard", Subsystem: "lb", Name: "nats_errors_total",
-			Help: "NATS request failures, by service and kind (no_responders, timeout, max_payload, other).",
+			Help: "NATS request failures, by service and kind (no_responders, timeout, max_payload, disconnected, other).",
 		}, []string{"service", "kind"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "switchyard", Subsystem: "lb", Name: "jobs_submitted_total",

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,7 +75,7 @@ func startOn(t testing.TB, ns *jstest.Server, cfg *config.Config, parts ...app.P
 	ready := make(chan map[string]net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, app.Options{Config: &c, Parts: parts, Log: slog.New(slog.DiscardHandler), Version: "test",
+		done <- app.Run(ctx, app.Options{Config: &c, Parts: parts, Log: testLog(t), Version: "test",
 			Ready: func(a map[string]net.Addr) { ready <- a }})
 	}()
 	s := &sys{nats: ns}
@@ -395,4 +397,57 @@ func TestMicroServiceIsDiscoveredAndListed(t *testing.T) {
 		out.Services[v].Upstreams[0].URL != up.URL || !out.Services[v].Upstreams[0].Healthy {
 		t.Errorf("vision in /services: %+v", out.Services)
 	}
+}
+
+// When the NATS server goes away the edge reports 503 on /health and on
+// routed requests; when it is back on the same address and store, the edge
+// and the proxy worker reconnect and serve again, with no restart.
+func TestReconnectAfterNATSRestart(t *testing.T) {
+	up, _ := echoUpstream(t, "one")
+	cfg := baseConfig(t)
+	cfg.Rust.VisionServiceURL = up.URL
+	dir := t.TempDir()
+	ns := jstest.StartIn(t, dir)
+	s := startOn(t, ns, cfg)
+	get := func(path string) int {
+		resp, err := http.Get(s.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	poll := func(path string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for get(path) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never answered %d", path, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if st := get("/vision/x"); st != 200 {
+		t.Fatalf("before the restart: %d", st)
+	}
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(ns.URL, "nats://"))
+	ns.Shutdown()
+	poll("/health", 503)
+	if st := get("/vision/x"); st != 503 {
+		t.Fatalf("with NATS down: %d, want 503", st)
+	}
+	p, _ := strconv.Atoi(port)
+	jstest.StartAt(t, dir, p)
+	poll("/health", 200)
+	poll("/vision/x", 200)
+	if err := s.stop(); err != nil {
+		t.Fatalf("shutdown after the reconnect: %v", err)
+	}
+}
+
+func testLog(t testing.TB) *slog.Logger {
+	if os.Getenv("SY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
 }

@@ -27,8 +27,15 @@ func Start(t testing.TB) *Server {
 // StartIn is Start with a given store directory, for restart tests.
 func StartIn(t testing.TB, dir string) *Server {
 	t.Helper()
+	return StartAt(t, dir, 0)
+}
+
+// StartAt is StartIn on a given port (0: a random one), so a test can
+// restart a server where its clients will reconnect.
+func StartAt(t testing.TB, dir string, port int) *Server {
+	t.Helper()
 	emb, err := jetstream.StartEmbedded(jetstream.EmbeddedOptions{
-		Host: "127.0.0.1", Port: 0, StoreDir: dir, MaxPayload: 9 << 20, ServerName: "test",
+		Host: "127.0.0.1", Port: port, StoreDir: dir, MaxPayload: 9 << 20, ServerName: "test",
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("start nats-server: %v", err)

@@ -218,8 +218,13 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		if svc != nil {
 			_ = svc.Stop()
 		}
+		connected := w.o.NC.IsConnected()
 		for _, s := range subs {
-			_ = s.Drain()
+			if connected {
+				_ = s.Drain() // stop receiving, serve what already arrived
+			} else {
+				_ = s.Unsubscribe() // a drain needs the server
+			}
 		}
 		for _, s := range subs {
 			for s.IsValid() && ctx.Err() == nil {
