@@ -327,19 +327,8 @@ func DecodeJSON(c echo.Context, v any) error {
 }
 
 func isJSON(ct string) bool {
-	if i := indexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
+	ct, _, _ = strings.Cut(ct, ";")
 	// Media types are case-insensitive and may have spaces before ";" (RFC 9110 8.3.1).
 	ct = strings.ToLower(strings.TrimSpace(ct))
-	return ct == echo.MIMEApplicationJSON || len(ct) > 5 && ct[len(ct)-5:] == "+json"
-}
-
-func indexByte(s string, b byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == b {
-			return i
-		}
-	}
-	return -1
+	return ct == echo.MIMEApplicationJSON || strings.HasSuffix(ct, "+json")
 }

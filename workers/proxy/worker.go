@@ -56,8 +56,11 @@ type Worker struct {
 	mu      sync.Mutex
 	subs    []*nats.Subscription
 	micro   micro.Service
-	cancel  context.CancelFunc // ends health checks, and in-flight requests past the shutdown deadline
+	started bool
+	// ctx ends the health checks, and in-flight requests past the shutdown
+	// deadline; set in New and never changed.
 	ctx     context.Context
+	cancel  context.CancelFunc
 	bg      sync.WaitGroup // health checkers
 	serving sync.WaitGroup // in-flight requests
 	loops   sync.WaitGroup // request goroutines
@@ -102,6 +105,7 @@ func New(o Options) (*Worker, error) {
 		stopped:  make(chan struct{}),
 		quit:     make(chan struct{}),
 	}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.pools = map[*balancer.Upstream]*connPool{}
 	for _, s := range o.Services {
 		if len(s.Upstreams) == 0 {
@@ -144,7 +148,7 @@ func (w *Worker) Services() []string {
 // Run starts the worker if Start was not called and blocks until Shutdown.
 func (w *Worker) Run(ctx context.Context) error {
 	w.mu.Lock()
-	started := w.cancel != nil
+	started := w.started
 	w.mu.Unlock()
 	if !started {
 		if err := w.Start(); err != nil {
@@ -158,17 +162,16 @@ func (w *Worker) Run(ctx context.Context) error {
 // Start subscribes, registers the micro service and starts the health
 // checkers; when it returns the worker receives requests.
 func (w *Worker) Start() error {
-	hctx, cancel := context.WithCancel(context.Background())
+	hctx := w.ctx
 	w.mu.Lock()
-	w.cancel = cancel
-	w.ctx = hctx
+	w.started = true
 	for _, s := range w.services {
 		subj, _ := subjects.ServiceAll(s.name)
 		queue, _ := subjects.ServiceQueue(s.name)
 		sub, err := w.o.NC.QueueSubscribe(subj, queue, w.handler(s))
 		if err != nil {
 			w.mu.Unlock()
-			cancel()
+			w.cancel()
 			return fmt.Errorf("subscribe %s: %w", subj, err)
 		}
 		// Bound what waits while every slot is busy: 64k messages or 256 MiB.
@@ -197,7 +200,7 @@ func (w *Worker) Start() error {
 	}
 	if err != nil {
 		w.mu.Unlock()
-		cancel()
+		w.cancel()
 		return fmt.Errorf("register micro service: %w", err)
 	}
 	w.micro = svc
@@ -213,7 +216,6 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		w.mu.Lock()
 		subs := w.subs
 		svc := w.micro
-		cancel := w.cancel
 		w.mu.Unlock()
 		if svc != nil {
 			_ = svc.Stop()
@@ -238,9 +240,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("proxy worker: in-flight requests did not finish: %w", ctx.Err())
 		}
-		if cancel != nil {
-			cancel()
-		}
+		w.cancel()
 		close(w.quit)
 		w.loops.Wait()
 		w.bg.Wait()
@@ -356,10 +356,7 @@ func (w *Worker) serve(s *service, m *nats.Msg) {
 
 // forward tries upstreams until one answers or none is left.
 func (w *Worker) forward(s *service, req httpnats.Request) *nats.Msg {
-	w.mu.Lock()
-	base := w.ctx
-	w.mu.Unlock()
-	ctx, cancel := context.WithTimeout(base, w.o.RequestTimeout)
+	ctx, cancel := context.WithTimeout(w.ctx, w.o.RequestTimeout)
 	defer cancel()
 	s.pool.RecordRequest()
 	var tried []*balancer.Upstream
