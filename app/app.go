@@ -29,69 +29,13 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/edge"
 	"github.com/switchyard/switchyard/jetstream"
+	"github.com/switchyard/switchyard/part"
 )
-
-// Component is anything with a lifecycle: Run blocks until Shutdown (or a
-// failure); Shutdown stops it gracefully within ctx and may be called twice.
-type Component interface {
-	Run(ctx context.Context) error
-	Shutdown(ctx context.Context) error
-}
-
-// Kind orders shutdown: edges stop before worker pools.
-type Kind int
-
-// Kinds of part.
-const (
-	KindEdge Kind = iota
-	KindWorkers
-)
-
-// Deps is what a part is built from. Everything in it is shared by the
-// parts of one process and safe for concurrent use.
-type Deps struct {
-	Config      *config.Config
-	NC          *nats.Conn
-	JS          natsjs.JetStream
-	Log         *slog.Logger
-	Registry    prometheus.Registerer
-	Gatherer    prometheus.Gatherer
-	HTTPMetrics *edge.Metrics
-	Checks      *edge.Checks
-	Version     string
-	// Listener is the part's bound port (edges only).
-	Listener net.Listener
-}
-
-// EdgeOptions returns the edge.Options every edge starts from.
-func (d *Deps) EdgeOptions(name string) edge.Options {
-	o := edge.Options{
-		Name: name, Listener: d.Listener, Log: d.Log, Version: d.Version,
-		Metrics: d.HTTPMetrics, MetricsPath: d.Config.Metrics.Path,
-		MaxBodyBytes: d.Config.Server.MaxBodyBytes, NC: d.NC, Checks: d.Checks,
-		WriteTimeout: d.Config.Rust.RequestTimeout.D() + 30*time.Second,
-	}
-	if d.Config.Metrics.Enabled {
-		o.Gatherer = d.Gatherer
-	}
-	return o
-}
-
-// Part is one edge or worker pool, runnable alone as a subcommand.
-type Part struct {
-	Name    string // subcommand name
-	Kind    Kind
-	Summary string // one line for --help
-	// Port returns the config key and port of an edge (nil for workers).
-	Port func(*config.Config) (key string, port int)
-	// Build creates the part's components.
-	Build func(*Deps) ([]Component, error)
-}
 
 // Options configures Run.
 type Options struct {
 	Config  *config.Config
-	Parts   []Part
+	Parts   []part.Part
 	Log     *slog.Logger
 	Version string
 	// Registry, when set, replaces a fresh Prometheus registry (tests).
@@ -170,9 +114,7 @@ func Run(ctx context.Context, o Options) error {
 	js, err := natsjs.New(nc)
 	if err == nil {
 		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err = jetstream.Ensure(ectx, js, jetstream.Assets{
-			Replicas: cfg.NATS.Replicas, MaxMsgSize: maxMsg, JobTTL: cfg.LB.JobTTL.D(),
-		})
+		err = jetstream.Ensure(ectx, js, jetstream.ForConfig(cfg))
 		cancel()
 	}
 	if err != nil {
@@ -190,14 +132,14 @@ func Run(ctx context.Context, o Options) error {
 	checks := edge.NewChecks()
 	checks.Add("nats", edge.NATSCheck(nc))
 	checks.Add("jetstream", edge.JetStreamCheck(js))
-	base := Deps{
+	base := part.Deps{
 		Config: cfg, NC: nc, JS: js, Log: log, Registry: reg, Gatherer: reg,
 		HTTPMetrics: edge.NewMetrics(reg), Checks: checks, Version: o.Version,
 	}
 
 	type running struct {
-		part Part
-		comp Component
+		part part.Part
+		comp part.Component
 	}
 	var comps []running
 	// Each part gets its own connection: one socket's read loop and flusher
@@ -208,7 +150,7 @@ func Run(ctx context.Context, o Options) error {
 		d := base
 		d.Listener = listeners[p.Name]
 		pnc, err := jetstream.Connect(cfg.NATS.ClientName+"-"+p.Name, cfg.NATS.URL, emb, log)
-		var cs []Component
+		var cs []part.Component
 		if err == nil {
 			conns = append(conns, pnc)
 			d.NC = pnc
@@ -238,18 +180,22 @@ func Run(ctx context.Context, o Options) error {
 	if opsName != "" {
 		d := base
 		d.Listener = listeners[opsName]
-		comps = append(comps, running{Part{Name: opsName, Kind: KindEdge}, edge.New(d.EdgeOptions(opsName))})
+		comps = append(comps, running{part.Part{Name: opsName, Kind: part.KindEdge}, edge.New(d.EdgeOptions(opsName))})
 	}
 	if cfg.Server.PprofAddr != "" {
-		comps = append(comps, running{Part{Name: "pprof", Kind: KindWorkers}, newPprof(cfg.Server.PprofAddr, log)})
+		comps = append(comps, running{part.Part{Name: "pprof", Kind: part.KindWorkers}, newPprof(cfg.Server.PprofAddr, log)})
 	}
+	// Components run under runCtx, which ends only after the ordered
+	// shutdown below: Run's own ctx handling is a backstop, not the order.
+	runCtx, endRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer endRun()
 	failed := make(chan error, len(comps))
 	var wg sync.WaitGroup
 	for _, r := range comps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.comp.Run(ctx); err != nil {
+			if err := r.comp.Run(runCtx); err != nil {
 				failed <- fmt.Errorf("%s: %w", r.part.Name, err)
 			}
 		}()
@@ -277,7 +223,7 @@ func Run(ctx context.Context, o Options) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.D())
 	defer cancel()
 	var errs []error
-	for _, kind := range []Kind{KindEdge, KindWorkers} {
+	for _, kind := range []part.Kind{part.KindEdge, part.KindWorkers} {
 		var swg sync.WaitGroup
 		var mu sync.Mutex
 		for _, r := range comps {
@@ -296,6 +242,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		swg.Wait()
 	}
+	endRun()
 	wg.Wait()
 	var dwg sync.WaitGroup
 	for _, c := range conns {
@@ -337,7 +284,7 @@ func natsURL(cfg *config.Config, emb *jetstream.Embedded) string {
 	return cfg.NATS.URL
 }
 
-func partNames(ps []Part) []string {
+func partNames(ps []part.Part) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.Name

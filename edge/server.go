@@ -108,8 +108,11 @@ func (s *Server) OnShutdown(fn func(context.Context)) {
 	s.hooks = append(s.hooks, fn)
 }
 
-// Run serves until Shutdown; it returns nil after a clean shutdown.
+// Run serves until Shutdown, or until ctx ends, when it closes the server
+// at once (Shutdown is the graceful way); it returns nil after either.
 func (s *Server) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { _ = s.http.Close() })
+	defer stop()
 	s.opts.Log.Info("edge listening", "edge", s.opts.Name, "addr", s.Addr().String())
 	err := s.http.Serve(s.opts.Listener)
 	if errors.Is(err, http.ErrServerClosed) {

@@ -677,3 +677,24 @@ func TestShutdownTwice(t *testing.T) {
 		t.Errorf("hooks ran %d times, want once", n)
 	}
 }
+
+// Run honours its context: when ctx ends it returns without Shutdown.
+func TestRunReturnsWhenContextEnds(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := edge.New(edge.Options{Name: "ctx", Listener: l, Log: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+}

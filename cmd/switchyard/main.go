@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/part"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -58,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "switchyard: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	var selected []app.Part
+	var selected []part.Part
 	switch cmd {
 	case "help", "-h", "--help":
 		usage(stdout, ps)
@@ -71,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		for _, p := range ps {
 			if p.Name == cmd {
-				selected = []app.Part{p}
+				selected = []part.Part{p}
 			}
 		}
 		if selected == nil {
@@ -117,7 +118,7 @@ func level(s string) slog.Level {
 	return l
 }
 
-func usage(w io.Writer, ps []app.Part) {
+func usage(w io.Writer, ps []part.Part) {
 	fmt.Fprint(w, `switchyard: the NATS services layer between Node.js and Rust services.
 
 Usage:

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/part"
 	"github.com/switchyard/switchyard/subjects"
 )
 
@@ -242,7 +243,7 @@ func TestCommandLine(t *testing.T) {
 func TestWorkersAloneServeHealthAndMetrics(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Server.WorkerPort = 0
-	var proxyPart app.Part
+	var proxyPart part.Part
 	for _, p := range parts() {
 		if p.Name == "proxy" {
 			proxyPart = p
@@ -252,7 +253,7 @@ func TestWorkersAloneServeHealthAndMetrics(t *testing.T) {
 	ready := make(chan map[string]net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, app.Options{Config: cfg, Parts: []app.Part{proxyPart}, Log: slog.New(slog.DiscardHandler),
+		done <- app.Run(ctx, app.Options{Config: cfg, Parts: []part.Part{proxyPart}, Log: slog.New(slog.DiscardHandler),
 			Version: "test", Ready: func(a map[string]net.Addr) { ready <- a }})
 	}()
 	var addrs map[string]net.Addr

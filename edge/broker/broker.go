@@ -4,10 +4,10 @@
 package broker
 
 import (
-	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/part"
 )
 
 // Part runs the broker edge.
-var Part = app.EdgePart("broker", "message broker edge (WebSocket per service, JetStream delivery)",
+var Part = part.EdgePart("broker", "message broker edge (WebSocket per service, JetStream delivery)",
 	func(c *config.Config) (string, int) { return "BROKER_PORT", c.Server.BrokerPort }, nil)

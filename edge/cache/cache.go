@@ -4,10 +4,10 @@
 package cache
 
 import (
-	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/part"
 )
 
 // Part runs the cache edge.
-var Part = app.EdgePart("cache", "cache coordinator edge (local + shared tier)",
+var Part = part.EdgePart("cache", "cache coordinator edge (local + shared tier)",
 	func(c *config.Config) (string, int) { return "CACHE_PORT", c.Server.CachePort }, nil)

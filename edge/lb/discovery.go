@@ -60,6 +60,8 @@ func (d *discovery) Run(ctx context.Context) error {
 		select {
 		case <-d.stop:
 			return nil
+		case <-ctx.Done():
+			return nil
 		case <-t.C:
 		}
 	}

@@ -29,8 +29,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/internal/obs"
+	"github.com/switchyard/switchyard/part"
 
-	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/edge"
 	"github.com/switchyard/switchyard/internal/apierr"
@@ -40,7 +40,7 @@ import (
 )
 
 // Part runs the lb edge.
-var Part = app.EdgePart("lb", "load balancer edge (/vision/*, /ai/*, /analytics/* and configured services)",
+var Part = part.EdgePart("lb", "load balancer edge (/vision/*, /ai/*, /analytics/* and configured services)",
 	func(c *config.Config) (string, int) { return "LB_PORT", c.Server.LBPort }, build)
 
 type handler struct {
@@ -56,7 +56,7 @@ type handler struct {
 	srv        *edge.Server
 }
 
-func build(s *edge.Server, d *app.Deps) ([]app.Component, error) {
+func build(s *edge.Server, d *part.Deps) ([]part.Component, error) {
 	store, err := ijobs.Open(context.Background(), d.JS)
 	if err != nil {
 		return nil, err
@@ -87,7 +87,7 @@ func build(s *edge.Server, d *app.Deps) ([]app.Component, error) {
 	e.Any("/jobs/:id/*", noJobRoute)
 	e.Any("/:service", h.route)
 	e.Any("/:service/*", h.route)
-	return []app.Component{h.disc}, nil
+	return []part.Component{h.disc}, nil
 }
 
 func methodNotAllowed(c echo.Context) error {

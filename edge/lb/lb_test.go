@@ -26,6 +26,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/edge/lb"
 	"github.com/switchyard/switchyard/jetstream/jstest"
+	"github.com/switchyard/switchyard/part"
 	"github.com/switchyard/switchyard/workers/proxy"
 )
 
@@ -55,16 +56,16 @@ func baseConfig(t testing.TB) *config.Config {
 
 // startSys runs the given parts (default: lb edge and proxy workers)
 // against a fresh test NATS server.
-func startSys(t testing.TB, cfg *config.Config, parts ...app.Part) *sys {
+func startSys(t testing.TB, cfg *config.Config, parts ...part.Part) *sys {
 	t.Helper()
 	ns := jstest.Start(t)
 	return startOn(t, ns, cfg, parts...)
 }
 
-func startOn(t testing.TB, ns *jstest.Server, cfg *config.Config, parts ...app.Part) *sys {
+func startOn(t testing.TB, ns *jstest.Server, cfg *config.Config, parts ...part.Part) *sys {
 	t.Helper()
 	if len(parts) == 0 {
-		parts = []app.Part{lb.Part, proxy.Part}
+		parts = []part.Part{lb.Part, proxy.Part}
 	}
 	c := *cfg
 	c.NATS.URL = ns.URL

@@ -4,10 +4,10 @@
 package stream
 
 import (
-	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/part"
 )
 
 // Part runs the stream edge.
-var Part = app.EdgePart("stream", "stream processor edge (vision, audio and parameter chunks)",
+var Part = part.EdgePart("stream", "stream processor edge (vision, audio and parameter chunks)",
 	func(c *config.Config) (string, int) { return "STREAM_PORT", c.Server.StreamPort }, nil)

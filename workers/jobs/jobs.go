@@ -107,7 +107,8 @@ func New(o Options) (*Runner, error) {
 	return &Runner{o: o, metrics: m, ctx: ctx, cancel: cancel, stopped: make(chan struct{})}, nil
 }
 
-// Run starts the runner if Start was not called and blocks until Shutdown.
+// Run starts the runner if Start was not called and blocks until Shutdown,
+// or until ctx ends, when it shuts the runner down itself.
 func (r *Runner) Run(ctx context.Context) error {
 	r.mu.Lock()
 	started := r.store != nil
@@ -117,8 +118,14 @@ func (r *Runner) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	<-r.stopped
-	return nil
+	select {
+	case <-r.stopped:
+		return nil
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return r.Shutdown(sctx)
+	}
 }
 
 // Start declares each service's consumer and starts consuming.

@@ -3,15 +3,15 @@ package proxy
 import (
 	"context"
 
-	"github.com/switchyard/switchyard/app"
+	"github.com/switchyard/switchyard/part"
 	"github.com/switchyard/switchyard/workers/jobs"
 )
 
 // Part runs the proxy worker pool and the job runners of every configured service.
-var Part = app.Part{
-	Name: "proxy", Kind: app.KindWorkers,
+var Part = part.Part{
+	Name: "proxy", Kind: part.KindWorkers,
 	Summary: "proxy worker pool: svc.<service>.> to HTTP upstreams, and durable job runners",
-	Build: func(d *app.Deps) ([]app.Component, error) {
+	Build: func(d *part.Deps) ([]part.Component, error) {
 		cfg := d.Config
 		services := cfg.ResolveServices()
 		w, err := New(Options{
@@ -45,6 +45,6 @@ var Part = app.Part{
 			_ = w.Shutdown(context.Background())
 			return nil, err
 		}
-		return []app.Component{w, r}, nil
+		return []part.Component{w, r}, nil
 	},
 }

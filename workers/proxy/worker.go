@@ -145,7 +145,8 @@ func (w *Worker) Services() []string {
 	return out
 }
 
-// Run starts the worker if Start was not called and blocks until Shutdown.
+// Run starts the worker if Start was not called and blocks until Shutdown,
+// or until ctx ends, when it shuts the worker down itself.
 func (w *Worker) Run(ctx context.Context) error {
 	w.mu.Lock()
 	started := w.started
@@ -155,8 +156,19 @@ func (w *Worker) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	<-w.stopped
-	return nil
+	select {
+	case <-w.stopped:
+		return nil
+	case <-ctx.Done():
+		return shutdownOnCancel(ctx, w.Shutdown)
+	}
+}
+
+// shutdownOnCancel runs shutdown, bounded, for a Run whose ctx ended.
+func shutdownOnCancel(ctx context.Context, shutdown func(context.Context) error) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return shutdown(sctx)
 }
 
 // Start subscribes, registers the micro service and starts the health
