@@ -5,9 +5,15 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 COMPOSE  ?= docker compose
 HOST     ?= localhost
+DATA_DIR ?= ./data
+BROKER_PORT ?= 8081
+LB_PORT     ?= 8082
+CACHE_PORT  ?= 8083
+STREAM_PORT ?= 8084
+WORKER_PORT ?= 8085
 
 .PHONY: setup build run run-all run-message-broker run-load-balancer run-cache-coordinator \
-        run-stream-processor run-proxy-worker test test-short bench lint clean health-check \
+        run-stream-processor run-proxy-worker test test-short bench lint clean clean-data help health-check \
         docker-up docker-down docker-logs
 
 ## setup: download Go modules and install what tests and benchmarks need
@@ -25,21 +31,27 @@ build:
 ## run: every edge and worker pool in one process, on an embedded NATS
 run: run-all
 
+## run-all: the same as run
 run-all: build
 	./$(BIN) run
 
+## run-message-broker: the broker edge alone
 run-message-broker: build
 	./$(BIN) broker
 
+## run-load-balancer: the lb edge alone
 run-load-balancer: build
 	./$(BIN) lb
 
+## run-cache-coordinator: the cache edge alone
 run-cache-coordinator: build
 	./$(BIN) cache
 
+## run-stream-processor: the stream edge alone
 run-stream-processor: build
 	./$(BIN) stream
 
+## run-proxy-worker: the proxy worker pool alone
 run-proxy-worker: build
 	./$(BIN) proxy
 
@@ -48,6 +60,7 @@ test:
 	@bash scripts/test-deps.sh
 	$(GO) test -race -count=1 -timeout 9m ./...
 
+## test-short: tests without the race detector, short mode
 test-short:
 	$(GO) test -count=1 -short ./...
 
@@ -56,22 +69,42 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bash bench/lb.sh
 
+## lint: gofmt and go vet
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+## clean: remove build outputs (bin/); the JetStream store in DATA_DIR is kept
 clean:
-	rm -rf bin data
+	rm -rf bin
 
-## health-check: GET /health of the four edges
+## clean-data: DELETE the embedded JetStream store (DATA_DIR, default ./data): queued jobs, streams, cache, broker messages
+clean-data:
+	@echo "==> deleting $(DATA_DIR): every stream, bucket, queued job and stored message of the embedded NATS"
+	rm -rf "$(DATA_DIR)"
+
+## help: list the targets
+help:
+	@awk 'BEGIN {FS = ": "} /^## / {sub(/^## /, ""); split($$0, a, ": "); printf "  %-22s %s\n", a[1], substr($$0, length(a[1]) + 3)}' $(MAKEFILE_LIST)
+
+## health-check: GET /health of every part (ports from BROKER_PORT, LB_PORT, CACHE_PORT, STREAM_PORT, WORKER_PORT); non-zero when one is down
 health-check:
-	@for p in 8081 8082 8083 8084; do printf '%s ' "$$p"; curl -s -o /dev/null -w '%{http_code}\n' http://$(HOST):$$p/health || echo down; done
+	@rc=0; for pp in broker:$(BROKER_PORT) lb:$(LB_PORT) cache:$(CACHE_PORT) stream:$(STREAM_PORT) workers:$(WORKER_PORT); do \
+	  name=$${pp%%:*}; port=$${pp#*:}; \
+	  code=$$(curl -s -o /dev/null -m 3 -w '%{http_code}' http://$(HOST):$$port/health); \
+	  if [ "$$code" = 200 ]; then echo "$$name :$$port up"; \
+	  elif [ "$$name" = workers ] && [ "$$code" = 000 ]; then echo "$$name :$$port not running (only a process of worker pools alone serves it)"; \
+	  else echo "$$name :$$port DOWN (http $$code)"; rc=1; fi; \
+	done; exit $$rc
 
+## docker-up: build and start the compose stack
 docker-up:
 	$(COMPOSE) up -d --build
 
+## docker-down: stop the compose stack
 docker-down:
 	$(COMPOSE) down
 
+## docker-logs: follow the compose stack logs
 docker-logs:
 	$(COMPOSE) logs -f

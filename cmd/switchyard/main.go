@@ -35,29 +35,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("switchyard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "path of config.yaml (default $CONFIG_FILE, or ./config.yaml when it exists)")
-	fs.Usage = func() { usage(stderr, ps) }
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() { usage(stdout, ps) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "switchyard", version)
+		return 0
+	}
 	rest := fs.Args()
 	if len(rest) == 0 {
 		usage(stderr, ps)
 		return 2
 	}
-	cmd := rest[0]
-	// Flags may also follow the subcommand: switchyard run -config x.yaml
-	if err := fs.Parse(rest[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	cmd, rest := rest[0], rest[1:]
+	if cmd == "config" {
+		// switchyard config check [-config x.yaml]
+		if len(rest) == 0 || rest[0] != "check" {
+			fmt.Fprintln(stderr, "switchyard: usage: switchyard config check [-config config.yaml]")
+			return 2
 		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "switchyard: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		cmd, rest = "config check", rest[1:]
 	}
 	var selected []part.Part
 	switch cmd {
@@ -69,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "run":
 		selected = ps
+	case "config check":
 	default:
 		for _, p := range ps {
 			if p.Name == cmd {
@@ -79,6 +82,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "switchyard: unknown command %q (see switchyard --help)\n", cmd)
 			return 2
 		}
+	}
+	// Flags may also follow the subcommand (switchyard run -config x.yaml);
+	// there, -h shows the command's own help.
+	fs.Usage = func() { commandUsage(stdout, fs, cmd, selected) }
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "switchyard", version)
+		return 0
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "switchyard: unexpected argument %q\n", fs.Arg(0))
+		return 2
 	}
 
 	environ := env.ToMap(os.Environ())
@@ -95,6 +115,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "switchyard:", err)
 		return 2
+	}
+	if cmd == "config check" {
+		return configCheck(stdout, stderr, path, cfg)
 	}
 	if _, set := environ["GOGC"]; !set {
 		// Requests allocate a little each and the heap stays small, so the
@@ -118,6 +141,30 @@ func level(s string) slog.Level {
 	return l
 }
 
+// commandUsage is the help of one command: what it starts and its flags.
+func commandUsage(w io.Writer, fs *flag.FlagSet, cmd string, selected []part.Part) {
+	switch cmd {
+	case "run":
+		fmt.Fprintln(w, "Usage: switchyard run [-config config.yaml]")
+		fmt.Fprintln(w, "\nStarts every edge and worker pool in one process:")
+		for _, p := range selected {
+			fmt.Fprintf(w, "  %-10s %s\n", p.Name, p.Summary)
+		}
+	case "config check":
+		fmt.Fprintln(w, "Usage: switchyard config check [-config config.yaml]")
+		fmt.Fprintln(w, "\nValidates the configuration (defaults < config.yaml < environment) and prints")
+		fmt.Fprintln(w, "the effective one as YAML, secrets masked. Exit 0 when valid, 2 with the key at fault.")
+	default:
+		fmt.Fprintf(w, "Usage: switchyard %s [-config config.yaml]\n\n", cmd)
+		for _, p := range selected {
+			fmt.Fprintf(w, "Starts the %s alone.\n", p.Summary)
+		}
+	}
+	fmt.Fprintln(w, "\nFlags:")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
 func usage(w io.Writer, ps []part.Part) {
 	fmt.Fprint(w, `switchyard: the NATS services layer between Node.js and Rust services.
 
@@ -130,8 +177,9 @@ Commands:
 	for _, p := range ps {
 		fmt.Fprintf(w, "  %-10s %s\n", p.Name, p.Summary)
 	}
-	fmt.Fprint(w, `  version    print the version
-  help       this text
+	fmt.Fprint(w, `  config check  validate the configuration and print the effective one
+  version    print the version (also --version)
+  help       this text (switchyard <command> --help: that command's help)
 
 With no NATS_URL every command starts an embedded nats-server with JetStream
 (store in DATA_DIR, client port NATS_PORT); with NATS_URL it connects there.

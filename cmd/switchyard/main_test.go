@@ -288,3 +288,38 @@ func TestWorkersAloneServeHealthAndMetrics(t *testing.T) {
 		t.Errorf("/metrics lacks the proxy worker's metrics")
 	}
 }
+
+func TestVersionHelpAndConfigCheck(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "switchyard ") {
+			t.Errorf("%v: exit %d, stdout %q", args, code, out.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"run", "--help"}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "Usage: switchyard run") || !strings.Contains(out.String(), "-config") {
+		t.Errorf("run --help: exit %d, stdout %q", code, out.String())
+	}
+
+	t.Setenv("NATS_URL", "nats://user:hunter2@127.0.0.1:4222")
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"config", "check"}, &out, &errb); code != 0 {
+		t.Fatalf("config check: exit %d, stderr %q", code, errb.String())
+	}
+	if strings.Contains(out.String(), "hunter2") || !strings.Contains(out.String(), "user:REDACTED@127.0.0.1:4222") ||
+		!strings.Contains(out.String(), "configuration is valid") {
+		t.Errorf("config check output does not mask the password:\n%s", out.String())
+	}
+	t.Setenv("NATS_URL", "")
+	t.Setenv("LB_PORT", "70000")
+	errb.Reset()
+	if code := run([]string{"config", "check"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "LB_PORT") {
+		t.Errorf("config check of a bad config: exit %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"config"}, &out, &errb); code != 2 {
+		t.Errorf("config without check: exit %d", code)
+	}
+}
