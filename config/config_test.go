@@ -132,7 +132,7 @@ log:
 		return view{c.NATS.URL, c.NATS.Replicas, c.Redis.Addr, c.Redis.DB, c.Rust.VisionServiceURL,
 			c.Rust.RequestTimeout.D(), c.Metrics.Enabled, c.Server.BrokerPort, c.Server.MaxBodyBytes, c.Log.Level}
 	}
-	defaults := view{"", 1, "", 0, "http://localhost:8001", 30 * time.Second, true, 8081, 8 << 20, "info"}
+	defaults := view{"", 1, "", 0, "http://localhost:8001", 30 * time.Second, true, 8081, config.DefaultMaxBodyBytes, "info"}
 	fromFile := view{"nats://file:4222", 3, "file:6379", 2, "http://file-v1:1,http://file-v2:2", 45 * time.Second, false, 9081, 2048, "debug"}
 	fullEnv := map[string]string{
 		"NATS_URL": "nats://env:4222", "NATS_REPLICAS": "5", "REDIS_ADDR": "env:6379", "REDIS_DB": "7",
@@ -179,7 +179,7 @@ func TestLoadEveryEnvKey(t *testing.T) {
 		{"NATS_URL", "nats://a:4222, nats://b:4222", func(c *config.Config) any { return c.NATS.URL }, "nats://a:4222, nats://b:4222"},
 		{"NATS_PORT", "0", func(c *config.Config) any { return c.NATS.Port }, 0},
 		{"NATS_CONFIG", "nats.conf", func(c *config.Config) any { return c.NATS.ConfigFile }, "nats.conf"},
-		{"NATS_REPLICAS", "3", func(c *config.Config) any { return c.NATS.Replicas }, 3},
+		{"NATS_REPLICAS", "1", func(c *config.Config) any { return c.NATS.Replicas }, 1},
 		{"NATS_CLIENT_NAME", "edge-1", func(c *config.Config) any { return c.NATS.ClientName }, "edge-1"},
 		{"REDIS_ADDR", "redis:6379", func(c *config.Config) any { return c.Redis.Addr }, "redis:6379"},
 		{"REDIS_DB", "15", func(c *config.Config) any { return c.Redis.DB }, 15},
@@ -280,6 +280,8 @@ func TestLoadErrors(t *testing.T) {
 	env("NATS_PORT", "-1", "0 to 65535")
 	env("NATS_REPLICAS", "0", "1 to 5")
 	env("NATS_REPLICAS", "6", "1 to 5")
+	// The embedded server is one node: more replicas need a cluster.
+	env("NATS_REPLICAS", "3", "embedded", "NATS_URL")
 	env("REDIS_ADDR", "localhost", "host:port")
 	env("REDIS_DB", "16", "0 to 15")
 	env("REDIS_DB", "-1", "0 to 15")

@@ -38,6 +38,10 @@ func (n *NATS) validate() error {
 	if n.Replicas < 1 || n.Replicas > 5 {
 		return invalid("NATS_REPLICAS (nats.replicas)", n.Replicas, "must be 1 to 5")
 	}
+	if n.URL == "" && n.Replicas > 1 {
+		return invalid("NATS_REPLICAS (nats.replicas)", n.Replicas,
+			"the embedded NATS server is a single node and keeps one replica; set NATS_URL to a cluster for more")
+	}
 	return nil
 }
 

@@ -26,10 +26,15 @@ type Server struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT"`
 }
 
+// DefaultMaxBodyBytes is 8 MiB less the 64 KiB kept for NATS headers: the
+// NATS max_payload it needs is then exactly 8 MiB, the largest nats-server
+// runs without warning that large payloads are discouraged.
+const DefaultMaxBodyBytes = 8<<20 - 64<<10
+
 func (s *Server) defaults() {
 	*s = Server{
 		BrokerPort: 8081, LBPort: 8082, CachePort: 8083, StreamPort: 8084, WorkerPort: 8085,
-		MaxBodyBytes:    8 << 20,
+		MaxBodyBytes:    DefaultMaxBodyBytes,
 		ShutdownTimeout: Duration(12 * time.Second),
 	}
 }

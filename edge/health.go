@@ -82,10 +82,9 @@ func JetStreamCheck(js natsjs.JetStream) Check {
 		}
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
+		// The check's name already says "jetstream": the reason reads
+		// "jetstream: <cause>", not "jetstream: jetstream: <cause>".
 		_, err := js.AccountInfo(ctx)
-		if err != nil {
-			err = errors.New("jetstream: " + err.Error())
-		}
 		at, last = time.Now(), err
 		return err
 	}

@@ -34,6 +34,7 @@ type Options struct {
 	// MetricsPath is where /metrics is served (default "/metrics").
 	MetricsPath string
 	// MaxBodyBytes bounds request bodies (413 beyond). Zero means 8 MiB.
+	// (The process default, config.DefaultMaxBodyBytes, is a little less.)
 	MaxBodyBytes int64
 	// WriteTimeout bounds writing one response (0: 60s). WebSockets are exempt.
 	WriteTimeout time.Duration

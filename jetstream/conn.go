@@ -36,8 +36,10 @@ func Connect(name, url string, emb *Embedded, log *slog.Logger) (*nats.Conn, err
 		}),
 	}
 	if emb != nil {
+		// In process, but named by the server's real client URL, so /health
+		// and the logs report the port actually in use.
 		opts = append(opts, nats.InProcessServer(emb.Server()))
-		url = ""
+		url = emb.ClientURL()
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -93,17 +95,25 @@ func StartEmbedded(o EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
 		}
 		_ = l.Close()
 	}
+	if err := writableDir(opts.StoreDir); err != nil {
+		return nil, fmt.Errorf("JetStream store %s: %w", opts.StoreDir, err)
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
+	sl := &serverLogger{log: slog.New(slog.DiscardHandler)}
 	if log != nil {
-		srv.SetLoggerV2(&serverLogger{log: log.With("component", "nats-server")}, false, false, false)
+		sl.log = log.With("component", "nats-server")
 	}
+	srv.SetLoggerV2(sl, false, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
+		if cause := sl.firstError(); cause != "" {
+			return nil, fmt.Errorf("nats server on port %d did not start: %s", opts.Port, cause)
+		}
 		return nil, fmt.Errorf("nats server on port %d did not become ready", opts.Port)
 	}
 	return &Embedded{srv: srv, log: log}, nil
@@ -133,11 +143,56 @@ func (e *Embedded) Shutdown() {
 	e.srv.WaitForShutdown()
 }
 
-type serverLogger struct{ log *slog.Logger }
+// writableDir creates dir if needed and checks that files can be written
+// there, so a bad DATA_DIR fails at once with its cause.
+func writableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
+}
 
-func (l *serverLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+// serverLogger logs the embedded server through slog. Its notices (the
+// banner, one line per setting) are debug lines: a default start logs only
+// the server's warnings and errors. The first error is kept so a failed
+// start can name its cause.
+type serverLogger struct {
+	log   *slog.Logger
+	mu    sync.Mutex
+	first string
+}
+
+func (l *serverLogger) keep(msg string) {
+	l.mu.Lock()
+	if l.first == "" {
+		l.first = msg
+	}
+	l.mu.Unlock()
+}
+
+func (l *serverLogger) firstError() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.first
+}
+
+func (l *serverLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l *serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l *serverLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l *serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l *serverLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l *serverLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.keep(msg)
+	l.log.Error(msg)
+}
+func (l *serverLogger) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.keep(msg)
+	l.log.Error(msg)
+}
+func (l *serverLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *serverLogger) Tracef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/jetstream"
 	"github.com/switchyard/switchyard/jetstream/jstest"
 	"github.com/switchyard/switchyard/subjects"
@@ -493,5 +495,57 @@ func TestEnsureJobTTL(t *testing.T) {
 				t.Errorf("JOBS max age %v, want %v", got, ttl)
 			}
 		})
+	}
+}
+
+// warnRecorder counts the log records at warn and above.
+type warnRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnRecorder) Enabled(_ context.Context, l slog.Level) bool { return true }
+func (w *warnRecorder) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		w.mu.Lock()
+		w.msgs = append(w.msgs, r.Message)
+		w.mu.Unlock()
+	}
+	return nil
+}
+func (w *warnRecorder) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnRecorder) WithGroup(string) slog.Handler      { return w }
+
+// A default start logs no warning: the default body limit keeps
+// max_payload at the 8 MiB nats-server recommends, and the server's
+// banner is debug output.
+func TestDefaultEmbeddedStartLogsNoWarning(t *testing.T) {
+	rec := &warnRecorder{}
+	a := jetstream.ForConfig(config.Default())
+	emb, err := jetstream.StartEmbedded(jetstream.EmbeddedOptions{
+		Host: "127.0.0.1", Port: 0, StoreDir: t.TempDir(), MaxPayload: a.MaxMsgSize, ServerName: "quiet",
+	}, slog.New(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb.Shutdown()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.msgs) > 0 {
+		t.Errorf("a default start logged warnings: %q", rec.msgs)
+	}
+}
+
+// A store directory that cannot be created fails at once, naming the cause.
+func TestEmbeddedBadStoreDirNamesCause(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := jetstream.StartEmbedded(jetstream.EmbeddedOptions{
+		Host: "127.0.0.1", Port: 0, StoreDir: filepath.Join(file, "store"), ServerName: "bad",
+	}, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("err = %v, want the store error naming its cause", err)
 	}
 }

@@ -94,14 +94,21 @@ func TestRunAllEdgesHealthyWithMetrics(t *testing.T) {
 			Status  string `json:"status"`
 			Service string `json:"service"`
 			Version string `json:"version"`
-			NATS    struct{ Connected bool }
-			Checks  map[string]string `json:"checks"`
+			NATS    struct {
+				Connected bool
+				URL       string
+			}
+			Checks map[string]string `json:"checks"`
 		}
 		_ = json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 || body.Status != "ok" || body.Service != edge || body.Version != "test" ||
 			!body.NATS.Connected || body.Checks["jetstream"] != "ok" {
 			t.Errorf("%s /health = %d %+v", edge, resp.StatusCode, body)
+		}
+		// The embedded server runs on a random port: /health names it.
+		if _, port, _ := net.SplitHostPort(r.addrs["nats"].String()); !strings.HasSuffix(body.NATS.URL, ":"+port) {
+			t.Errorf("%s /health reports NATS at %q, the server listens on %s", edge, body.NATS.URL, r.addrs["nats"])
 		}
 		resp, err = http.Get(r.url(edge, "/metrics"))
 		if err != nil {
