@@ -1557,3 +1557,26 @@ func atoi(s string) int {
 func sortedKeys[K interface{ ~int | ~string }, V any](m map[K]V) []K {
 	return slices.Sorted(maps.Keys(m))
 }
+
+// The compose stack's config declares only services the stack can reach:
+// none of its upstreams may point at a port nothing in the stack serves.
+func TestComposeConfigIsConsistent(t *testing.T) {
+	cfg, err := config.Load(filepath.Join(root, "deploy", "config.compose.yaml"), map[string]string{})
+	if err != nil {
+		t.Fatalf("deploy/config.compose.yaml: %v", err)
+	}
+	for name, s := range cfg.Services {
+		for _, u := range s.Upstreams {
+			if !strings.Contains(u.URL, "host.docker.internal") {
+				t.Errorf("services.%s: upstream %s is not served by the compose stack", name, u.URL)
+			}
+		}
+	}
+	compose, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(compose), "./deploy/config.compose.yaml:/etc/switchyard/config.yaml") {
+		t.Error("docker-compose.yml does not mount deploy/config.compose.yaml as the config")
+	}
+}
