@@ -115,7 +115,7 @@ func (s *Server) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = s.http.Close() })
 	defer stop()
 	s.opts.Log.Info("edge listening", "edge", s.opts.Name, "addr", s.Addr().String())
-	err := s.http.Serve(s.opts.Listener)
+	err := s.http.Serve(jsonErrorListener{s.opts.Listener})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package edge_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/edge"
+	"github.com/switchyard/switchyard/internal/apierr"
 	"github.com/switchyard/switchyard/jetstream/jstest"
 )
 
@@ -697,4 +699,73 @@ func TestRunReturnsWhenContextEnds(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after its context ended")
 	}
+}
+
+// Requests net/http refuses before any handler runs still get the JSON
+// error shape: a garbage request line (400), a header block over the
+// limit (431), an unknown transfer encoding (501).
+func TestProtocolErrorsAnswerJSON(t *testing.T) {
+	h := start(t, options{})
+	addr := strings.TrimPrefix(h.url, "http://")
+	cases := []struct {
+		name, req string
+		status    int
+		code      string
+	}{
+		{"garbage request line", "GARBAGE\r\n\r\n", 400, apierr.CodeBadRequest},
+		{"header over the limit", "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n", 431, apierr.CodeHeaderTooLarge},
+		{"unknown transfer encoding", "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: rot13\r\n\r\n", 501, apierr.CodeNotImplemented},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			go func() { _, _ = io.WriteString(c, tc.req) }()
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body apierr.Body
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("body is not JSON: %v", err)
+			}
+			if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/json" ||
+				body.Error.Code != tc.code || body.Error.Message == "" {
+				t.Errorf("got %d %q %+v, want %d %s", resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.status, tc.code)
+			}
+		})
+	}
+	// A normal answer passes untouched.
+	resp, err := h.client.Get(h.url + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/health = %d after the protocol errors", resp.StatusCode)
+	}
+}
+
+func FuzzRewriteProtocolError(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nDate: x\r\n\r\nhello"))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		out, ok := edge.RewriteProtocolError(p)
+		if !ok {
+			return
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(out)), nil)
+		if err != nil {
+			t.Fatalf("rewritten answer does not parse: %v\n%q", err, out)
+		}
+		var body apierr.Body
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode < 400 {
+			t.Fatalf("rewritten answer %d, body error %v", resp.StatusCode, err)
+		}
+	})
 }

@@ -50,6 +50,8 @@ const (
 	CodeUnknownService    = "unknown_service"
 	CodeResponseTooLarge  = "response_too_large"
 	CodeShuttingDown      = "shutting_down"
+	CodeHeaderTooLarge    = "header_too_large"
+	CodeNotImplemented    = "not_implemented"
 )
 
 // New returns an *Error.
@@ -107,6 +109,10 @@ func CodeForStatus(status int) string {
 		return CodeUnavailable
 	case http.StatusGatewayTimeout:
 		return CodeTimeout
+	case http.StatusRequestHeaderFieldsTooLarge:
+		return CodeHeaderTooLarge
+	case http.StatusNotImplemented:
+		return CodeNotImplemented
 	}
 	if status >= 500 {
 		return CodeInternal

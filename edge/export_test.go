@@ -1,0 +1,4 @@
+package edge
+
+// RewriteProtocolError is rewriteProtocolError, for the fuzz test.
+var RewriteProtocolError = rewriteProtocolError
