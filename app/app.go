@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -244,12 +245,27 @@ func Run(ctx context.Context, o Options) error {
 	}
 	endRun()
 	wg.Wait()
-	var dwg sync.WaitGroup
+	var (
+		dwg      sync.WaitGroup
+		tmu      sync.Mutex
+		timedOut []string
+	)
 	for _, c := range conns {
 		dwg.Add(1)
-		go func() { defer dwg.Done(); drainNATS(sctx, c, log) }()
+		go func() {
+			defer dwg.Done()
+			if !drainNATS(sctx, c) {
+				tmu.Lock()
+				timedOut = append(timedOut, c.Opts.Name)
+				tmu.Unlock()
+			}
+		}()
 	}
 	dwg.Wait()
+	if len(timedOut) > 0 {
+		sort.Strings(timedOut)
+		log.Warn("nats drain timed out; closed those connections", "conns", timedOut)
+	}
 	stopNATS()
 	log.Info("switchyard stopped")
 	if runErr != nil {
@@ -258,22 +274,25 @@ func Run(ctx context.Context, o Options) error {
 	return errors.Join(errs...)
 }
 
-func drainNATS(ctx context.Context, nc *nats.Conn, log *slog.Logger) {
+// drainNATS drains nc within ctx, and closes it when that fails or times
+// out. It reports false only when the drain timed out.
+func drainNATS(ctx context.Context, nc *nats.Conn) bool {
 	closed := make(chan struct{})
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 	if !nc.IsConnected() {
 		nc.Close() // nothing can be drained through a connection that is down
-		return
+		return true
 	}
 	if err := nc.Drain(); err != nil {
 		nc.Close()
-		return
+		return true
 	}
 	select {
 	case <-closed:
+		return true
 	case <-ctx.Done():
-		log.Warn("nats drain timed out")
 		nc.Close()
+		return false
 	}
 }
 
