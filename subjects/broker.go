@@ -11,8 +11,8 @@ import (
 //	broker.persist.<service>.<topic>         persistent message (stream BROKER)
 //	broker.dead.<service>.<topic>            dead letter (stream BROKER_DEAD)
 //	broker.presence.<service>                join and leave events
-//	broker.reply.<node>.<conn>               replies to a connection's requests
-//	broker.undelivered.<node>.<path>.<service>  no-responders of transient publishes
+//	broker.reply.<node>.<conn>.<correlation> replies to a connection's requests
+//	broker.undelivered.<node>.<path>         no-responders of transient publishes
 const (
 	brokerTransient   = RootBroker + "." + RootService
 	brokerPersistent  = RootBroker + ".persist"
@@ -121,45 +121,85 @@ func BrokerConsumer(service string) (string, error) {
 	return "broker-" + service, nil
 }
 
-// BrokerReply returns broker.reply.<node>.<conn>: replies to the requests of
-// connection conn of broker edge node.
-func BrokerReply(node, conn string) (string, error) {
+// BrokerReply returns broker.reply.<node>.<conn>.<correlation>, the reply
+// subject of a request that connection conn of broker edge node sent with
+// correlation id correlation (a ValidToken).
+func BrokerReply(node, conn, correlation string) (string, error) {
 	if err := ValidName(node); err != nil {
 		return "", err
 	}
 	if err := ValidName(conn); err != nil {
 		return "", err
 	}
-	return brokerReply + "." + node + "." + conn, nil
+	if err := ValidToken(correlation); err != nil {
+		return "", err
+	}
+	return brokerReply + "." + node + "." + conn + "." + correlation, nil
 }
 
-// BrokerReplyAll returns broker.reply.<node>.*, what broker edge node subscribes to for replies.
+// BrokerReplyAll returns broker.reply.<node>.>, what broker edge node subscribes to for replies.
 func BrokerReplyAll(node string) (string, error) {
 	if err := ValidName(node); err != nil {
 		return "", err
 	}
-	return brokerReply + "." + node + ".*", nil
+	return brokerReply + "." + node + ".>", nil
 }
 
-// BrokerUndelivered returns broker.undelivered.<node>.<path>.<service>, the
-// reply subject broker edge node sets on a transient message it publishes
-// for a client on path ("http" or "ws"): NATS answers there with a
-// no-responders status when no broker edge holds a connection of service.
-func BrokerUndelivered(node, path, service string) (string, error) {
-	for _, n := range []string{node, path, service} {
-		if err := ValidName(n); err != nil {
-			return "", err
+// ParseBrokerReply returns the connection and correlation id of a
+// broker.reply.<node>.<conn>.<correlation> subject of broker edge node.
+func ParseBrokerReply(node, subject string) (conn, correlation string, err error) {
+	rest, ok := strings.CutPrefix(subject, brokerReply+"."+node+".")
+	if ok {
+		conn, correlation, ok = strings.Cut(rest, ".")
+	}
+	if !ok || conn == "" || correlation == "" || strings.Contains(correlation, ".") {
+		return "", "", fmt.Errorf("%w: %q is not a reply subject of broker %s", ErrInvalid, subject, node)
+	}
+	return conn, correlation, nil
+}
+
+// ValidReplyTo reports whether a reply frame may be published to s: a
+// broker.reply.> subject or a NATS client's inbox (_INBOX.>), with no
+// wildcard and at most 512 characters.
+func ValidReplyTo(s string) error {
+	if len(s) > 512 || !strings.HasPrefix(s, brokerReply+".") && !strings.HasPrefix(s, "_INBOX.") {
+		return fmt.Errorf("%w: reply_to %q is not a reply subject", ErrInvalid, s)
+	}
+	for _, t := range strings.Split(s, ".") {
+		if err := ValidToken(t); err != nil {
+			return fmt.Errorf("reply_to: %w", err)
 		}
 	}
-	return brokerUndelivered + "." + node + "." + path + "." + service, nil
+	return nil
 }
 
-// BrokerUndeliveredAll returns broker.undelivered.<node>.>, what broker edge node subscribes to.
+// BrokerUndelivered returns broker.undelivered.<node>.<path>, the reply
+// subject broker edge node sets on a transient message it publishes for a
+// client on path ("http" or "ws"): NATS answers there with a no-responders
+// status (header Nats-Subject: the message's subject) when no broker edge
+// holds a connection of the service.
+func BrokerUndelivered(node, path string) (string, error) {
+	if err := ValidName(node); err != nil {
+		return "", err
+	}
+	if err := ValidName(path); err != nil {
+		return "", err
+	}
+	return brokerUndelivered + "." + node + "." + path, nil
+}
+
+// BrokerUndeliveredAll returns broker.undelivered.<node>.*, what broker edge node subscribes to.
 func BrokerUndeliveredAll(node string) (string, error) {
 	if err := ValidName(node); err != nil {
 		return "", err
 	}
-	return brokerUndelivered + "." + node + ".>", nil
+	return brokerUndelivered + "." + node + ".*", nil
+}
+
+// IsBrokerUndelivered reports whether subject is a broker.undelivered.>
+// subject: a message carrying it as its reply subject is not a request.
+func IsBrokerUndelivered(subject string) bool {
+	return strings.HasPrefix(subject, brokerUndelivered+".")
 }
 
 // PresenceKey returns <service>.<node>, the key of one broker edge's

@@ -255,23 +255,23 @@ func TestCatalogMatchesBuilders(t *testing.T) {
 	}
 	fill := strings.NewReplacer("<service>", "s1", "<tokens>", "t1", "<topic>", "t1",
 		"<op>", "o1", "<namespace>", "n1", "<id>", "i1",
-		"<node>", "nd1", "<conn>", "c1", "<path>", "p1")
+		"<node>", "nd1", "<conn>", "c1", "<path>", "p1", "<correlation>", "r1")
 	got := map[string]string{
-		"svc.<service>.<tokens>":                     must(subjects.Service("s1", "t1")),
-		"svc.<service>":                              must(subjects.ServiceQueue("s1")),
-		"jobs.<service>.<tokens>":                    must(subjects.Job("s1", "t1")),
-		"jobs-<service>":                             must(subjects.JobsConsumer("s1")),
-		"cache.<op>.<namespace>":                     must(subjects.Cache("o1", "n1")),
-		"stream.<id>.in":                             must(subjects.StreamIn("i1")),
-		"stream.<id>.out":                            must(subjects.StreamOut("i1")),
-		"broker.svc.<service>.<topic>":               must(subjects.BrokerService("s1", "t1")),
-		"broker.presence.<service>":                  must(subjects.Presence("s1")),
-		"broker.persist.<service>.<topic>":           must(subjects.BrokerPersistent("s1", "t1")),
-		"broker.dead.<service>.<topic>":              must(subjects.BrokerDead("s1", "t1")),
-		"broker.reply.<node>.<conn>":                 must(subjects.BrokerReply("nd1", "c1")),
-		"broker.undelivered.<node>.<path>.<service>": must(subjects.BrokerUndelivered("nd1", "p1", "s1")),
-		"broker.svc.<service>":                       must(subjects.BrokerQueue("s1")),
-		"broker-<service>":                           must(subjects.BrokerConsumer("s1")),
+		"svc.<service>.<tokens>":                   must(subjects.Service("s1", "t1")),
+		"svc.<service>":                            must(subjects.ServiceQueue("s1")),
+		"jobs.<service>.<tokens>":                  must(subjects.Job("s1", "t1")),
+		"jobs-<service>":                           must(subjects.JobsConsumer("s1")),
+		"cache.<op>.<namespace>":                   must(subjects.Cache("o1", "n1")),
+		"stream.<id>.in":                           must(subjects.StreamIn("i1")),
+		"stream.<id>.out":                          must(subjects.StreamOut("i1")),
+		"broker.svc.<service>.<topic>":             must(subjects.BrokerService("s1", "t1")),
+		"broker.presence.<service>":                must(subjects.Presence("s1")),
+		"broker.persist.<service>.<topic>":         must(subjects.BrokerPersistent("s1", "t1")),
+		"broker.dead.<service>.<topic>":            must(subjects.BrokerDead("s1", "t1")),
+		"broker.reply.<node>.<conn>.<correlation>": must(subjects.BrokerReply("nd1", "c1", "r1")),
+		"broker.undelivered.<node>.<path>":         must(subjects.BrokerUndelivered("nd1", "p1")),
+		"broker.svc.<service>":                     must(subjects.BrokerQueue("s1")),
+		"broker-<service>":                         must(subjects.BrokerConsumer("s1")),
 	}
 	for _, e := range subjects.Catalog() {
 		if !strings.Contains(e.Pattern, "<") {
