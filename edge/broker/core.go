@@ -166,7 +166,7 @@ func New(ctx context.Context, o Options) (*Broker, error) {
 	undelivered, _ := subjects.BrokerUndeliveredAll(node)
 	for _, s := range []struct {
 		subject, queue string
-		fn         nats.MsgHandler
+		fn             nats.MsgHandler
 	}{
 		{replies, "", b.onReply},
 		{undelivered, "", b.onUndelivered},
@@ -290,4 +290,3 @@ func randomName() string {
 	_, _ = rand.Read(b[:])
 	return nameEncoding.EncodeToString(b[:])
 }
-
