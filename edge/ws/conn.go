@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/labstack/echo/v4"
 
 	"github.com/switchyard/switchyard/internal/apierr"
 )
@@ -39,6 +40,7 @@ type Conn struct {
 	finished  bool
 	onDone    []func()
 
+	closed     atomic.Bool   // closing started (mirror of closing, for the reader)
 	abort      atomic.Bool   // closing without flush: the writer drops what is left
 	wake       chan struct{} // capacity 1: frames were queued
 	closeReq   chan struct{} // closed when closing starts
@@ -92,6 +94,9 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o Options, onMessage func(c
 	wsc, err := u.Upgrade(w, r, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUpgrade, err)
+	}
+	if er, ok := w.(*echo.Response); ok {
+		er.Status = http.StatusSwitchingProtocols // for the edge's access log and metrics
 	}
 	// The HTTP server set read and write deadlines for the request
 	// (http.Server ReadTimeout/WriteTimeout); they would cut a long-lived
@@ -224,18 +229,13 @@ func (c *Conn) beginCloseLocked(code int, reason string, flush, sendFrame bool) 
 		return false
 	}
 	c.closing = true
+	c.closed.Store(true)
 	c.code, c.reason, c.flush, c.sendFrame = code, reason, flush, sendFrame
 	if !flush {
 		c.abort.Store(true)
 	}
 	close(c.closeReq)
 	return true
-}
-
-func (c *Conn) isClosing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing
 }
 
 // kill closes the socket at once, whatever is queued; both goroutines then
@@ -277,7 +277,7 @@ func (c *Conn) readPump() {
 			return
 		}
 		c.o.Metrics.in(len(data))
-		if c.onMessage != nil && !c.isClosing() {
+		if c.onMessage != nil && !c.closed.Load() {
 			c.dispatch(typ, data)
 		}
 	}

@@ -87,6 +87,8 @@
 //   - NewMetrics(reg, edge) returns the metrics of one edge; several edges
 //     may call it on one registry (the collectors are shared).
 //   - NewHub exists, and the zero Hub is ready to use too.
+//   - When the ResponseWriter is echo's, Upgrade records status 101 on it,
+//     so that the edge's access log and HTTP metrics show the upgrade.
 //   - Close codes are named constants, text and binary message types are
 //     re-exported (TextMessage, BinaryMessage), so edges need not import
 //     gorilla.

@@ -121,8 +121,18 @@ func fillSocket(t *testing.T, sc *ws.Conn, size int) int {
 		if sent > 1<<16 {
 			t.Fatal("the socket never filled")
 		}
-		for deadline := time.Now().Add(100 * time.Millisecond); sc.Queued() > 0; time.Sleep(time.Millisecond) {
+		// Frames before this one were all written: from the second on,
+		// one that stays queued for 100ms means the socket is full (or the
+		// writer slow, which the callers' assertions tolerate).
+		patience := wait
+		if sent > 0 {
+			patience = 100 * time.Millisecond
+		}
+		for deadline := time.Now().Add(patience); sc.Queued() > 0; time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
+				if sent == 0 {
+					t.Fatal("the first frame was never written")
+				}
 				return sent + 1
 			}
 		}
@@ -184,7 +194,7 @@ func TestStalledReaderDoesNotHoldBackOthers(t *testing.T) {
 	const size, window = 16 << 10, 16
 	s := startServer(t, serverOptions{opts: func(r *http.Request) ws.Options {
 		if r.URL.Query().Has("stalled") {
-			return ws.Options{QueueBytes: 4 * size, WriteWait: 500 * time.Millisecond}
+			return ws.Options{QueueBytes: 4 * size, WriteWait: 2 * time.Second}
 		}
 		return ws.Options{QueueBytes: 2 * window * size}
 	}})
@@ -337,7 +347,7 @@ func TestSendRefusesBadFrames(t *testing.T) {
 
 func TestKeepAlive(t *testing.T) {
 	opts := func(*http.Request) ws.Options {
-		return ws.Options{PingInterval: 50 * time.Millisecond, PongWait: 300 * time.Millisecond}
+		return ws.Options{PingInterval: 100 * time.Millisecond, PongWait: time.Second}
 	}
 
 	t.Run("idle connection stays open", func(t *testing.T) {
@@ -359,8 +369,8 @@ func TestKeepAlive(t *testing.T) {
 				msgs <- string(data)
 			}
 		}()
-		// 20 pings take at least 950ms: over three times PongWait.
-		eventually(t, "20 pings", func() bool { return pings.Load() >= 20 })
+		// 25 pings take at least 2.4s: over twice PongWait.
+		eventually(t, "25 pings", func() bool { return pings.Load() >= 25 })
 		select {
 		case <-sc.Done():
 			t.Fatalf("closed while idle: %d %q", sc.CloseCode(), sc.CloseReason())
@@ -406,7 +416,9 @@ func TestKeepAlive(t *testing.T) {
 func TestWriteTimeoutExemption(t *testing.T) {
 	const writeTimeout = 200 * time.Millisecond
 	s := startServer(t, serverOptions{writeTimeout: writeTimeout, onMessage: echoMessage,
-		opts: func(*http.Request) ws.Options { return ws.Options{PingInterval: 50 * time.Millisecond} },
+		opts: func(*http.Request) ws.Options {
+			return ws.Options{PingInterval: 50 * time.Millisecond, PongWait: wait}
+		},
 		routes: func(e *echo.Echo) {
 			e.GET("/late", func(c echo.Context) error {
 				time.Sleep(3 * writeTimeout)
