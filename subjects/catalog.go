@@ -54,6 +54,7 @@ func Catalog() []Entry {
 		{"header", HeaderMicroError},
 		{"header", HeaderMicroErrorCode},
 		{"header", HeaderMsgID},
+		{"header", HeaderDeadline},
 		{"micro", ProxyServiceName},
 		{"subject", ProxyStatus},
 		{"subject", JobsMaxDeliveries},

@@ -99,6 +99,11 @@ const (
 	HeaderMicroErrorCode = "Nats-Service-Error-Code"
 	// HeaderMsgID is JetStream's de-duplication header.
 	HeaderMsgID = "Nats-Msg-Id"
+	// HeaderDeadline is the instant a request's caller stops waiting for
+	// the reply, in Unix milliseconds (absent means the worker's own
+	// timeout). A worker drops a request received after it and stops its
+	// work on the request at it.
+	HeaderDeadline = "Switchyard-Deadline"
 )
 
 // MaxTokens bounds the number of path tokens a subject may carry.
@@ -225,6 +230,21 @@ func ServiceAll(service string) (string, error) {
 		return "", err
 	}
 	return RootService + "." + service + ".>", nil
+}
+
+// ServiceOf returns the service a subject or queue group belongs to: the
+// <service> of svc.<service> or svc.<service>.<tokens>. ok is false for
+// anything else, including a service name that is not valid.
+func ServiceOf(subject string) (service string, ok bool) {
+	rest, found := strings.CutPrefix(subject, RootService+".")
+	if !found {
+		return "", false
+	}
+	name, _, _ := strings.Cut(rest, ".")
+	if ValidName(name) != nil {
+		return "", false
+	}
+	return name, true
 }
 
 // ServiceQueue returns svc.<service>, the queue group every worker of service joins.

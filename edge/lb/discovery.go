@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -114,17 +113,11 @@ func (d *discovery) Stats(timeout time.Duration) []micro.Stats {
 // serviceOf names the Switchyard service an endpoint serves: one whose
 // subject is svc.<name>.> (or below) or whose queue group is svc.<name>.
 func serviceOf(subject, queue string) string {
-	for _, s := range []string{subject, queue} {
-		rest, ok := strings.CutPrefix(s, subjects.RootService+".")
-		if !ok {
-			continue
-		}
-		name, _, _ := strings.Cut(rest, ".")
-		if subjects.ValidName(name) == nil {
-			return name
-		}
+	if name, ok := subjects.ServiceOf(subject); ok {
+		return name
 	}
-	return ""
+	name, _ := subjects.ServiceOf(queue)
+	return name
 }
 
 // gather publishes a request and collects replies until none has come for

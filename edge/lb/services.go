@@ -9,8 +9,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/switchyard/switchyard/internal/proxystatus"
 	"github.com/switchyard/switchyard/subjects"
-	"github.com/switchyard/switchyard/workers/proxy/balancer"
 )
 
 // serviceView is one service in GET /services.
@@ -25,7 +25,7 @@ type serviceView struct {
 
 // upstreamView merges what every proxy worker reports of one upstream.
 type upstreamView struct {
-	balancer.UpstreamStatus
+	proxystatus.Upstream
 	// HealthyIn counts the proxy workers that consider the upstream healthy.
 	HealthyIn int `json:"healthy_in"`
 }
@@ -54,7 +54,7 @@ func (h *handler) services(c echo.Context) error {
 		rs := h.configured[name]
 		v := &serviceView{Name: name, Source: "config", Policy: rs.Policy, Upstreams: []upstreamView{}, NATSWorkers: []workerView{}}
 		for _, u := range rs.Upstreams {
-			v.Upstreams = append(v.Upstreams, upstreamView{UpstreamStatus: balancer.UpstreamStatus{URL: u.URL, Weight: u.Weight}})
+			v.Upstreams = append(v.Upstreams, upstreamView{Upstream: proxystatus.Upstream{URL: u.URL, Weight: u.Weight}})
 		}
 		views[name] = v
 	}
@@ -103,7 +103,7 @@ func (h *handler) mergeProxy(s micro.Stats, get func(string) *serviceView) {
 		if ep.Subject != subjects.ProxyStatus || len(ep.Data) == 0 {
 			continue
 		}
-		var status map[string][]balancer.UpstreamStatus
+		var status proxystatus.Report
 		if json.Unmarshal(ep.Data, &status) != nil {
 			continue
 		}
@@ -113,7 +113,7 @@ func (h *handler) mergeProxy(s micro.Stats, get func(string) *serviceView) {
 			for _, u := range ups {
 				i := indexOf(v.Upstreams, u.URL)
 				if i < 0 {
-					v.Upstreams = append(v.Upstreams, upstreamView{UpstreamStatus: balancer.UpstreamStatus{URL: u.URL, Weight: u.Weight}})
+					v.Upstreams = append(v.Upstreams, upstreamView{Upstream: proxystatus.Upstream{URL: u.URL, Weight: u.Weight}})
 					i = len(v.Upstreams) - 1
 				}
 				m := &v.Upstreams[i]

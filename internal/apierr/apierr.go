@@ -15,6 +15,8 @@ import (
 
 // Error is an error with an HTTP status, a stable machine-readable code and
 // a message for people. RetryAfter, when positive, is sent as Retry-After.
+// Treat an *Error as immutable once built: WithRetry and WithCause return
+// changed copies, so one value (a sentinel, say) can be shared safely.
 type Error struct {
 	Status     int
 	Code       string
@@ -52,6 +54,7 @@ const (
 	CodeShuttingDown      = "shutting_down"
 	CodeHeaderTooLarge    = "header_too_large"
 	CodeNotImplemented    = "not_implemented"
+	CodeOverloaded        = "overloaded"
 )
 
 // New returns an *Error.
@@ -64,11 +67,18 @@ func Newf(status int, code, format string, a ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, a...)}
 }
 
-// WithRetry returns e with RetryAfter set.
-func (e *Error) WithRetry(d time.Duration) *Error { e.RetryAfter = d; return e }
+// TooLarge is the 413 of a request body over limit bytes; every edge and
+// worker builds it here, so the message is the same everywhere.
+func TooLarge(limit int64) *Error {
+	return Newf(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body exceeds %d bytes", limit)
+}
 
-// WithCause returns e with the cause recorded for logs.
-func (e *Error) WithCause(err error) *Error { e.Err = err; return e }
+// WithRetry returns a copy of e with RetryAfter set; e is unchanged.
+func (e *Error) WithRetry(d time.Duration) *Error { c := *e; c.RetryAfter = d; return &c }
+
+// WithCause returns a copy of e with the cause recorded for logs; e is
+// unchanged.
+func (e *Error) WithCause(err error) *Error { c := *e; c.Err = err; return &c }
 
 // From maps any error to an *Error: an *Error (anywhere in the chain) is
 // returned as is, context deadlines become 504, anything else 500.

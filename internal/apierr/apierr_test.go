@@ -149,3 +149,26 @@ func ExampleFrom() {
 	// 404 unknown_service
 	// 504 timeout
 }
+
+func TestWithReturnsCopies(t *testing.T) {
+	base := apierr.New(503, apierr.CodeUnavailable, "down")
+	cause := errors.New("boom")
+	r := base.WithRetry(2 * time.Second)
+	c := base.WithCause(cause)
+	if base.RetryAfter != 0 || base.Err != nil {
+		t.Fatalf("base changed: %+v", base)
+	}
+	if r == base || r.RetryAfter != 2*time.Second || r.Err != nil || r.Code != base.Code {
+		t.Fatalf("WithRetry = %+v", r)
+	}
+	if c == base || !errors.Is(c, cause) || c.RetryAfter != 0 {
+		t.Fatalf("WithCause = %+v", c)
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	e := apierr.TooLarge(1024)
+	if e.Status != 413 || e.Code != apierr.CodeTooLarge || e.Message != "request body exceeds 1024 bytes" {
+		t.Fatalf("TooLarge = %+v", e)
+	}
+}

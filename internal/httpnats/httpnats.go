@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -61,6 +62,14 @@ type Request struct {
 	Query  string // raw query, without "?"
 	Header http.Header
 	Body   []byte
+	// Deadline is when the caller stops waiting (subjects.HeaderDeadline);
+	// zero when the request carries none or an unreadable one.
+	Deadline time.Time
+}
+
+// SetDeadline records on a request message when its caller stops waiting.
+func SetDeadline(m *nats.Msg, deadline time.Time) {
+	m.Header[subjects.HeaderDeadline] = []string{strconv.FormatInt(deadline.UnixMilli(), 10)}
 }
 
 // NewRequestMsg returns the NATS message of an HTTP request. path is the
@@ -97,6 +106,12 @@ func DecodeRequest(m *nats.Msg) Request {
 		case subjects.HeaderQuery:
 			if len(vs) > 0 {
 				r.Query = vs[0]
+			}
+		case subjects.HeaderDeadline:
+			if len(vs) > 0 {
+				if ms, err := strconv.ParseInt(vs[0], 10, 64); err == nil && ms > 0 {
+					r.Deadline = time.UnixMilli(ms)
+				}
 			}
 		default:
 			if hopByHop[ck] || control(ck) {

@@ -7,10 +7,13 @@ import (
 )
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	inFlight *prometheus.GaugeVec
-	retries  *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	inFlight  *prometheus.GaugeVec
+	retries   *prometheus.CounterVec
+	failovers *prometheus.CounterVec
+	unretried *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,9 +33,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"service"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "switchyard", Subsystem: "proxy", Name: "retries_total",
-			Help: "Attempts on another upstream, by service and reason (connect: failover before any response byte; status: 502/503/504 on an idempotent request; error: a broken idempotent request).",
+			Help: "Further attempts of a request, by service and reason (not_sent: nothing reached the upstream, any method; " +
+				"stale_connection: a replayable request replayed on a new connection after a kept-alive one broke before any response byte; " +
+				"status: 502/503/504 on a replayable request; broken: a replayable request whose answer broke off).",
+		}, []string{"service", "reason"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchyard", Subsystem: "proxy", Name: "failovers_total",
+			Help: "Attempts moved to another upstream of the service.",
+		}, []string{"service"}),
+		unretried: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchyard", Subsystem: "proxy", Name: "retries_refused_total",
+			Help: "Failed attempts not retried although another upstream might answer, by service and reason " +
+				"(not_replayable: sent, and neither idempotent nor with an Idempotency-Key; budget: retry budget spent; no_upstream_left).",
+		}, []string{"service", "reason"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchyard", Subsystem: "proxy", Name: "dropped_total",
+			Help: "Requests answered without an upstream answer, by service and reason (expired: deadline passed before it was served, 504; " +
+				"overloaded: no free slot within the queue wait, 503; shutdown: cut off at the shutdown deadline, 503).",
 		}, []string{"service", "reason"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.inFlight, m.retries)
+	reg.MustRegister(m.requests, m.duration, m.inFlight, m.retries, m.failovers, m.unretried, m.dropped)
 	return m
 }

@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"bufio"
+	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -39,7 +42,7 @@ func get(t *testing.T, p *connPool, path string, deadline time.Time) (int, strin
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(path)
 	req.Header.SetHost(p.addr)
-	err := p.do(req, resp, deadline, true)
+	_, err := p.do(context.Background(), req, resp, deadline, true)
 	return resp.StatusCode(), string(resp.Body()), err
 }
 
@@ -143,5 +146,149 @@ func TestPoolDialErrors(t *testing.T) {
 	}
 	if len(p.slots) != 0 {
 		t.Fatalf("a failed dial kept its slot: %d", len(p.slots))
+	}
+}
+
+// resetServer is an upstream that reads each request in full, counts it,
+// and then resets the connection (SetLinger(0) and Close): the request ran,
+// and no answer came back.
+func resetServer(t *testing.T) (addr string, executed *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	executed = &atomic.Int64{}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err == nil {
+					_, _ = io.Copy(io.Discard, req.Body)
+					executed.Add(1)
+				}
+				_ = c.(*net.TCPConn).SetLinger(0)
+				_ = c.Close()
+			}()
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
+	return l.Addr().String(), executed
+}
+
+func post(p *connPool, ctx context.Context, replayable bool) (result, error) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(http.MethodPost)
+	req.SetRequestURI("/run")
+	req.Header.SetHost(p.addr)
+	req.SetBodyString(`{"n":1}`)
+	return p.do(ctx, req, resp, time.Now().Add(5*time.Second), replayable)
+}
+
+// A request that was written and then reset is reported as sent, and is
+// not replayed by the pool even when the connection was a kept-alive one.
+func TestPoolResetAfterReadIsSentAndNotReplayed(t *testing.T) {
+	addr, executed := resetServer(t)
+	p := newConnPool(addr, false, 4, 1<<20)
+	defer p.close()
+	r, err := post(p, context.Background(), false)
+	var ns *NotSentError
+	if err == nil || errors.As(err, &ns) || !r.sent {
+		t.Fatalf("POST to a resetting upstream: result %+v, err %v; want a sent request and an error", r, err)
+	}
+	if n := executed.Load(); n != 1 {
+		t.Fatalf("upstream executed the POST %d times, want 1", n)
+	}
+}
+
+// An idle connection the upstream closed is noticed before anything is
+// written to it: a POST then runs exactly once, on a new connection.
+func TestPoolSkipsClosedIdleConnectionBeforeWriting(t *testing.T) {
+	var executed atomic.Int64
+	srv, conns := counting(t, func(w http.ResponseWriter, r *http.Request) {
+		executed.Add(1)
+		_, _ = w.Write([]byte("ok"))
+	})
+	p := newConnPool(strings.TrimPrefix(srv.URL, "http://"), false, 4, 1<<20)
+	defer p.close()
+	if _, err := post(p, context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	srv.CloseClientConnections()
+	// Wait until the close reached our side of the idle connection.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pc := <-p.idle
+		open := alive(pc.raw)
+		p.idle <- pc
+		if !open {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection never showed as closed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r, err := post(p, context.Background(), false)
+	if err != nil || r.staleRetries != 0 {
+		t.Fatalf("POST after the upstream closed the idle connection: %+v %v", r, err)
+	}
+	if n := executed.Load(); n != 2 {
+		t.Fatalf("executed %d, want 2", n)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("connections %d, want 2", n)
+	}
+}
+
+func TestPoolDialFailureIsNotSent(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	p := newConnPool(addr, false, 4, 1024)
+	defer p.close()
+	r, err := post(p, context.Background(), false)
+	var ns *NotSentError
+	if !errors.As(err, &ns) || !ns.Dial || r.sent {
+		t.Fatalf("dial to a closed port: %+v %v, want a NotSentError from the dial", r, err)
+	}
+}
+
+// A hung upstream does not hold the request past its context: cancelling
+// it (as the worker's shutdown does) ends the blocked read at once.
+func TestPoolStopsWhenContextEnds(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv, _ := counting(t, func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	})
+	defer close(release)
+	p := newConnPool(strings.TrimPrefix(srv.URL, "http://"), false, 4, 1024)
+	defer p.close()
+	cause := errors.New("stop now")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := post(p, ctx, true); errc <- err }()
+	<-entered
+	cancel(cause)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, cause) {
+			t.Fatalf("err %v, want the context's cause", err)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("the request did not stop when its context ended")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,23 +22,34 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/internal/apierr"
 	"github.com/switchyard/switchyard/internal/httpnats"
+	"github.com/switchyard/switchyard/internal/proxystatus"
 	"github.com/switchyard/switchyard/subjects"
 	"github.com/switchyard/switchyard/workers/proxy/balancer"
 )
+
+// ErrShuttingDown is the cause of the context of requests cut off because
+// the worker's shutdown deadline came; they are answered 503 shutting_down.
+var ErrShuttingDown = errors.New("proxy worker shutting down")
 
 // Options configures a Worker.
 type Options struct {
 	NC       *nats.Conn
 	Services []config.ResolvedService // those without upstreams are skipped
-	// RequestTimeout bounds one client request, all attempts included.
+	// RequestTimeout bounds one client request, all attempts included. A
+	// request's Switchyard-Deadline may only shorten it.
 	RequestTimeout time.Duration
 	// HealthInterval is the period of the active health checks.
 	HealthInterval time.Duration
 	// MaxConnsPerUpstream bounds the connections to one upstream, all kept
 	// alive between requests; a request finding them busy waits for one.
 	MaxConnsPerUpstream int
-	// MaxInFlight bounds concurrent requests per service.
+	// MaxInFlight bounds concurrent requests per service (0: 1024).
 	MaxInFlight int
+	// QueueWait is how long a request may wait for one of MaxInFlight to
+	// end before it is answered 503 overloaded with Retry-After (0: no
+	// wait at all). At most MaxInFlight requests wait at once; beyond, the
+	// answer is immediate.
+	QueueWait time.Duration
 	// MaxResponseBytes bounds an upstream response body (502 beyond).
 	MaxResponseBytes int64
 	Registry         prometheus.Registerer
@@ -57,24 +69,27 @@ type Worker struct {
 	subs    []*nats.Subscription
 	micro   micro.Service
 	started bool
-	// ctx ends the health checks, and in-flight requests past the shutdown
-	// deadline; set in New and never changed.
-	ctx     context.Context
-	cancel  context.CancelFunc
-	bg      sync.WaitGroup // health checkers
-	serving sync.WaitGroup // in-flight requests
-	loops   sync.WaitGroup // request goroutines
-	quit    chan struct{}  // closed once requests are drained: idle goroutines exit
-	stopped chan struct{}
-	once    sync.Once
+	// ctx ends the health checks, and cuts off in-flight requests at the
+	// shutdown deadline (cause ErrShuttingDown); set in New, never changed.
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	bg       sync.WaitGroup // health checkers
+	serving  sync.WaitGroup // requests received and not yet answered
+	inFlight atomic.Int64   // requests being forwarded
+	loops    sync.WaitGroup // request goroutines and waiters
+	quit     chan struct{}  // closed once requests are drained: idle goroutines exit
+	stopped  chan struct{}
+	once     sync.Once
 }
 
 type service struct {
 	name     string
 	pool     *balancer.Pool
 	sem      chan struct{}  // one token per running request goroutine
+	waiting  chan struct{}  // one token per request waiting for a goroutine
 	work     chan *nats.Msg // unbuffered: a send succeeds only to an idle goroutine
 	inFlight prometheus.Gauge
+	lastWarn atomic.Int64 // unix nanos of the last "overloaded" log line
 }
 
 // New builds a worker; it subscribes nothing until Run.
@@ -105,7 +120,7 @@ func New(o Options) (*Worker, error) {
 		stopped:  make(chan struct{}),
 		quit:     make(chan struct{}),
 	}
-	w.ctx, w.cancel = context.WithCancel(context.Background())
+	w.ctx, w.cancel = context.WithCancelCause(context.Background())
 	w.pools = map[*balancer.Upstream]*connPool{}
 	for _, s := range o.Services {
 		if len(s.Upstreams) == 0 {
@@ -115,7 +130,8 @@ func New(o Options) (*Worker, error) {
 		if err != nil {
 			return nil, fmt.Errorf("service %s: %w", s.Name, err)
 		}
-		w.services[s.Name] = &service{name: s.Name, pool: p, sem: make(chan struct{}, o.MaxInFlight),
+		w.services[s.Name] = &service{name: s.Name, pool: p,
+			sem: make(chan struct{}, o.MaxInFlight), waiting: make(chan struct{}, o.MaxInFlight),
 			work: make(chan *nats.Msg), inFlight: w.metrics.inFlight.WithLabelValues(s.Name)}
 		for _, up := range p.Upstreams() {
 			w.pools[up] = newConnPool(up.Host(), up.URL.Scheme == "https", o.MaxConnsPerUpstream, int(o.MaxResponseBytes))
@@ -183,10 +199,11 @@ func (w *Worker) Start() error {
 		sub, err := w.o.NC.QueueSubscribe(subj, queue, w.handler(s))
 		if err != nil {
 			w.mu.Unlock()
-			w.cancel()
+			w.cancel(ErrShuttingDown)
 			return fmt.Errorf("subscribe %s: %w", subj, err)
 		}
-		// Bound what waits while every slot is busy: 64k messages or 256 MiB.
+		// The callback never blocks for long (see handler); this only
+		// bounds a burst the callback has not read yet.
 		_ = sub.SetPendingLimits(65536, 256<<20)
 		w.subs = append(w.subs, sub)
 		w.bg.Add(1)
@@ -212,7 +229,7 @@ func (w *Worker) Start() error {
 	}
 	if err != nil {
 		w.mu.Unlock()
-		w.cancel()
+		w.cancel(ErrShuttingDown)
 		return fmt.Errorf("register micro service: %w", err)
 	}
 	w.micro = svc
@@ -220,8 +237,12 @@ func (w *Worker) Start() error {
 	return w.o.NC.Flush()
 }
 
-// Shutdown drains the subscriptions, waits for in-flight requests and
-// stops the health checkers. Safe to call twice.
+// Shutdown drains the subscriptions and waits for in-flight requests until
+// shortly before ctx's deadline. Requests still running then are cut off:
+// their upstream I/O stops at once and they are answered 503
+// shutting_down, so Shutdown returns in time whatever the upstreams do.
+// Then it stops the health checkers and closes the connections. Safe to
+// call twice.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	var err error
 	w.once.Do(func() {
@@ -232,6 +253,8 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		if svc != nil {
 			_ = svc.Stop()
 		}
+		grace, cancelGrace := cutoff(ctx, 3)
+		defer cancelGrace()
 		connected := w.o.NC.IsConnected()
 		for _, s := range subs {
 			if connected {
@@ -241,7 +264,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 			}
 		}
 		for _, s := range subs {
-			for s.IsValid() && ctx.Err() == nil {
+			for s.IsValid() && grace.Err() == nil {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}
@@ -249,10 +272,16 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		go func() { w.serving.Wait(); close(done) }()
 		select {
 		case <-done:
-		case <-ctx.Done():
-			err = fmt.Errorf("proxy worker: in-flight requests did not finish: %w", ctx.Err())
+		case <-grace.Done():
+			w.o.Log.Warn("cutting off in-flight requests at the shutdown deadline", "requests", w.inFlight.Load())
+			w.cancel(ErrShuttingDown)
+			select {
+			case <-done:
+			case <-ctx.Done():
+				err = fmt.Errorf("proxy worker: in-flight requests did not end: %w", ctx.Err())
+			}
 		}
-		w.cancel()
+		w.cancel(ErrShuttingDown)
 		close(w.quit)
 		w.loops.Wait()
 		w.bg.Wait()
@@ -265,9 +294,21 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// cutoff returns a context that ends a part of the time left before ctx's
+// deadline: 1/div of it, at most a second, earlier. What runs after it
+// still has that time to finish.
+func cutoff(ctx context.Context, div time.Duration) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := min(time.Until(d)/div, time.Second)
+	return context.WithDeadline(ctx, d.Add(-margin))
+}
+
 // Status is what the status endpoint answers: every service's upstreams.
-func (w *Worker) Status() map[string][]balancer.UpstreamStatus {
-	out := make(map[string][]balancer.UpstreamStatus, len(w.services))
+func (w *Worker) Status() proxystatus.Report {
+	out := make(proxystatus.Report, len(w.services))
 	for n, s := range w.services {
 		out[n] = s.pool.Snapshot()
 	}
@@ -277,9 +318,11 @@ func (w *Worker) Status() map[string][]balancer.UpstreamStatus {
 // handler hands each request to an idle goroutine of the service, or
 // starts one while fewer than MaxInFlight run. Goroutines stay for a while
 // after their request, so under load a request costs a channel send instead
-// of a new goroutine and its stack growth. With MaxInFlight busy the
-// callback blocks: further requests wait in the subscription's bounded
-// pending queue.
+// of a new goroutine and its stack growth. With MaxInFlight busy, the
+// request waits up to QueueWait for one in a goroutine of its own (at most
+// MaxInFlight wait), and is answered 503 overloaded after that: the
+// callback itself never blocks, so the subscription keeps reading and no
+// request waits in NATS until its timeout.
 func (w *Worker) handler(s *service) nats.MsgHandler {
 	return func(m *nats.Msg) {
 		if m.Reply == "" {
@@ -292,11 +335,57 @@ func (w *Worker) handler(s *service) nats.MsgHandler {
 		default:
 		}
 		select {
-		case s.work <- m:
 		case s.sem <- struct{}{}:
 			w.loops.Add(1)
 			go w.loop(s, m)
+			return
+		default:
 		}
+		if w.o.QueueWait > 0 {
+			select {
+			case s.waiting <- struct{}{}:
+				w.loops.Add(1)
+				go w.wait(s, m)
+				return
+			default:
+			}
+		}
+		w.overloaded(s, m)
+	}
+}
+
+// wait waits up to QueueWait for a request goroutine to take m.
+func (w *Worker) wait(s *service, m *nats.Msg) {
+	defer w.loops.Done()
+	t := time.NewTimer(w.o.QueueWait)
+	defer t.Stop()
+	select {
+	case s.work <- m:
+		<-s.waiting
+	case s.sem <- struct{}{}:
+		<-s.waiting
+		w.loops.Add(1)
+		w.loop(s, m)
+	case <-t.C:
+		<-s.waiting
+		w.overloaded(s, m)
+	}
+}
+
+// overloaded answers m 503 overloaded with Retry-After.
+func (w *Worker) overloaded(s *service, m *nats.Msg) {
+	defer w.serving.Done()
+	w.metrics.dropped.WithLabelValues(s.name, "overloaded").Inc()
+	if now := time.Now().UnixNano(); now-s.lastWarn.Load() > int64(time.Second) {
+		s.lastWarn.Store(now)
+		w.o.Log.Warn("service overloaded, rejecting requests", "service", s.name,
+			"max_in_flight", w.o.MaxInFlight, "queue_wait", w.o.QueueWait.String())
+	}
+	reply := httpnats.NewErrorMsg(apierr.Newf(http.StatusServiceUnavailable, apierr.CodeOverloaded,
+		"service %s is at its limit of %d requests in flight", s.name, w.o.MaxInFlight).WithRetry(time.Second))
+	w.metrics.requests.WithLabelValues(s.name, "error").Inc()
+	if err := m.RespondMsg(reply); err != nil {
+		w.o.Log.Warn("reply failed", "service", s.name, "err", err)
 	}
 }
 
@@ -324,8 +413,10 @@ const idleWorker = 10 * time.Second
 func (w *Worker) serveSafe(s *service, m *nats.Msg) {
 	inFlight := s.inFlight
 	inFlight.Inc()
+	w.inFlight.Add(1)
 	defer func() {
 		inFlight.Dec()
+		w.inFlight.Add(-1)
 		w.serving.Done()
 		if r := recover(); r != nil {
 			w.o.Log.Error("panic serving request", "service", s.name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -340,10 +431,33 @@ var idempotent = map[string]bool{
 	http.MethodPut: true, http.MethodDelete: true,
 }
 
+// replayable reports whether req may run more than once: an idempotent
+// method (RFC 9110 9.2.2), or a request its client named with an
+// Idempotency-Key, which the upstream is expected to de-duplicate.
+func replayable(req *httpnats.Request) bool {
+	return idempotent[req.Method] || req.Header.Get("Idempotency-Key") != ""
+}
+
 func (w *Worker) serve(s *service, m *nats.Msg) {
 	start := time.Now()
 	req := httpnats.DecodeRequest(m)
-	reply := w.forward(s, req)
+	deadline := start.Add(w.o.RequestTimeout)
+	var reply *nats.Msg
+	if !req.Deadline.IsZero() && !req.Deadline.After(start) {
+		// Its caller has stopped waiting: nothing is sent upstream.
+		w.metrics.dropped.WithLabelValues(s.name, "expired").Inc()
+		w.o.Log.Debug("request expired before it was served", "service", s.name,
+			"late_ms", start.Sub(req.Deadline).Milliseconds())
+		reply = httpnats.NewErrorMsg(apierr.Newf(http.StatusGatewayTimeout, apierr.CodeTimeout,
+			"the request's deadline passed before service %s could serve it", s.name))
+	} else {
+		if !req.Deadline.IsZero() && req.Deadline.Before(deadline) {
+			deadline = req.Deadline
+		}
+		ctx, cancel := context.WithDeadline(w.ctx, deadline)
+		reply = w.forward(ctx, s, &req)
+		cancel()
+	}
 	class := "error"
 	if st := reply.Header.Get(subjects.HeaderStatus); st == "" {
 		class = "2xx"
@@ -366,59 +480,96 @@ func (w *Worker) serve(s *service, m *nats.Msg) {
 	}
 }
 
-// forward tries upstreams until one answers or none is left.
-func (w *Worker) forward(s *service, req httpnats.Request) *nats.Msg {
-	ctx, cancel := context.WithTimeout(w.ctx, w.o.RequestTimeout)
-	defer cancel()
+// verdict is what became of one attempt.
+type verdict int
+
+const (
+	answered verdict = iota // the upstream answered; reply is its answer
+	notSent                 // provably nothing reached the upstream
+	broken                  // sent, then the answer broke off (reset, EOF, garbage)
+	final                   // nothing more to try: timeout, shutdown, answer too large
+)
+
+// forward tries upstreams until one answers, an error rules out another
+// try, or none is left. It returns the last real answer or error, never an
+// invented one. A request goes to another upstream when
+//   - it provably did not reach the first (the dial failed, or every
+//     connection tried was closed before a byte was written): any method;
+//   - it was sent and the answer broke off, or the answer is 502/503/504:
+//     only when replayable (idempotent, or with an Idempotency-Key), within
+//     the service's retry budget.
+//
+// Each upstream is tried at most once.
+func (w *Worker) forward(ctx context.Context, s *service, req *httpnats.Request) *nats.Msg {
+	again := replayable(req)
 	s.pool.RecordRequest()
 	var tried []*balancer.Upstream
-	var lastErr *apierr.Error
+	var last *nats.Msg
 	for {
 		up, err := s.pool.Pick(tried)
 		if err != nil {
-			if lastErr != nil && lastErr.Code != apierr.CodeBadGateway {
-				return httpnats.NewErrorMsg(lastErr)
+			if last != nil {
+				return last
 			}
-			// Nothing left to try, or every upstream tried refused or reset
-			// the connection: the service has no healthy upstream right now.
 			return httpnats.NewErrorMsg(apierr.Newf(http.StatusServiceUnavailable, apierr.CodeNoHealthyUpstream,
-				"no healthy upstream for service %s", s.name).WithRetry(time.Second).WithCause(lastErr))
+				"no healthy upstream for service %s", s.name).WithRetry(time.Second))
+		}
+		if len(tried) > 0 {
+			w.metrics.failovers.WithLabelValues(s.name).Inc()
 		}
 		tried = append(tried, up)
-		reply, retryable, failover, aerr := w.attempt(ctx, up, req)
-		if aerr == nil {
-			if retryable && idempotent[req.Method] && len(tried) < s.pool.Len() && s.pool.AllowRetry() {
-				w.metrics.retries.WithLabelValues(s.name, "status").Inc()
-				w.o.Log.Info("retrying on another upstream", "service", s.name, "upstream", up.URL.Host,
-					"status", reply.Header.Get(subjects.HeaderStatus))
-				lastErr = nil
-				continue
+		reply, v, cause := w.attempt(ctx, s, up, req, again)
+		last = reply
+		switch v {
+		case answered:
+			st := reply.Header.Get(subjects.HeaderStatus)
+			if st != "502" && st != "503" && st != "504" || !again || len(tried) == s.pool.Len() {
+				return reply
 			}
+			if !s.pool.AllowRetry() {
+				w.metrics.unretried.WithLabelValues(s.name, "budget").Inc()
+				return reply
+			}
+			w.metrics.retries.WithLabelValues(s.name, "status").Inc()
+			w.o.Log.Info("retrying on another upstream", "service", s.name, "upstream", up.Host(),
+				"reason", "status", "status", st)
+		case notSent:
+			w.metrics.retries.WithLabelValues(s.name, "not_sent").Inc()
+			w.o.Log.Info("failing over to another upstream", "service", s.name, "upstream", up.Host(),
+				"reason", "not_sent", "err", cause)
+		case broken:
+			if !again {
+				w.metrics.unretried.WithLabelValues(s.name, "not_replayable").Inc()
+				w.o.Log.Warn("upstream broke off after the request was sent; not retried", "service", s.name,
+					"upstream", up.Host(), "method", req.Method, "err", cause)
+				return reply
+			}
+			if len(tried) == s.pool.Len() {
+				w.metrics.unretried.WithLabelValues(s.name, "no_upstream_left").Inc()
+				return reply
+			}
+			if !s.pool.AllowRetry() {
+				w.metrics.unretried.WithLabelValues(s.name, "budget").Inc()
+				return reply
+			}
+			w.metrics.retries.WithLabelValues(s.name, "broken").Inc()
+			w.o.Log.Info("retrying on another upstream", "service", s.name, "upstream", up.Host(),
+				"reason", "broken", "method", req.Method, "err", cause)
+		default:
 			return reply
 		}
-		lastErr = aerr
-		if ctx.Err() != nil {
-			return httpnats.NewErrorMsg(apierr.Newf(http.StatusGatewayTimeout, apierr.CodeTimeout,
-				"service %s did not answer within %s", s.name, w.o.RequestTimeout))
-		}
-		if failover || idempotent[req.Method] && s.pool.AllowRetry() {
-			reason := "connect"
-			if !failover {
-				reason = "error"
-			}
-			w.metrics.retries.WithLabelValues(s.name, reason).Inc()
-			w.o.Log.Info("failing over to another upstream", "service", s.name, "upstream", up.URL.Host, "err", aerr.Err)
-			continue
-		}
-		return httpnats.NewErrorMsg(aerr)
 	}
 }
 
-// attempt sends req to up. failover is true when the upstream received
-// nothing it could have answered (connect failure, or the connection closed
-// or reset before the response was read), so another upstream may be tried
-// whatever the method.
-func (w *Worker) attempt(ctx context.Context, up *balancer.Upstream, req httpnats.Request) (reply *nats.Msg, retryable, failover bool, aerr *apierr.Error) {
+func timeoutMsg(service string) *nats.Msg {
+	return httpnats.NewErrorMsg(apierr.Newf(http.StatusGatewayTimeout, apierr.CodeTimeout,
+		"service %s did not answer in time", service))
+}
+
+// attempt sends req to up and returns the reply to give the client if
+// nothing else is tried, what became of the attempt, and the error behind
+// it for the logs.
+func (w *Worker) attempt(ctx context.Context, s *service, up *balancer.Upstream, req *httpnats.Request, again bool) (*nats.Msg, verdict, error) {
 	pool := w.pools[up]
 	done := up.Begin()
 	start := time.Now()
@@ -450,23 +601,42 @@ func (w *Worker) attempt(ctx context.Context, up *balancer.Upstream, req httpnat
 		fresp.SkipBody = true
 	}
 	deadline, _ := ctx.Deadline()
-	err := pool.do(freq, fresp, deadline, idempotent[req.Method])
+	res, err := pool.do(ctx, freq, fresp, deadline, again)
+	if res.staleRetries > 0 {
+		w.metrics.retries.WithLabelValues(s.name, "stale_connection").Add(float64(res.staleRetries))
+	}
 	lat := time.Since(start)
 	if err != nil {
+		var ns *NotSentError
 		var ne net.Error
 		switch {
+		case errors.Is(context.Cause(ctx), ErrShuttingDown):
+			done(balancer.Outcome{Latency: lat})
+			w.metrics.dropped.WithLabelValues(s.name, "shutdown").Inc()
+			return httpnats.NewErrorMsg(apierr.Newf(http.StatusServiceUnavailable, apierr.CodeShuttingDown,
+				"proxy worker shut down before service %s answered", s.name).WithRetry(time.Second)), final, err
 		case errors.Is(err, fasthttp.ErrBodyTooLarge):
 			done(balancer.Outcome{Status: http.StatusBadGateway, Latency: lat})
-			return nil, false, false, apierr.Newf(http.StatusBadGateway, apierr.CodeResponseTooLarge,
-				"upstream response exceeds %d bytes", w.o.MaxResponseBytes)
-		case ctx.Err() != nil, !time.Now().Before(deadline), errors.Is(err, fasthttp.ErrTimeout),
-			errors.As(err, &ne) && ne.Timeout(), errors.Is(err, errNoFreeConn):
+			return httpnats.NewErrorMsg(apierr.Newf(http.StatusBadGateway, apierr.CodeResponseTooLarge,
+				"upstream response exceeds %d bytes", w.o.MaxResponseBytes)), final, err
+		case ctx.Err() != nil, !time.Now().Before(deadline), errors.Is(err, errNoFreeConn):
 			done(balancer.Outcome{Latency: lat})
-			return nil, false, false, apierr.New(http.StatusGatewayTimeout, apierr.CodeTimeout, "upstream timed out").WithCause(err)
+			return timeoutMsg(s.name), final, err
+		case errors.As(err, &ns):
+			done(balancer.Outcome{ConnectErr: ns.Dial, Latency: lat})
+			return httpnats.NewErrorMsg(apierr.Newf(http.StatusServiceUnavailable, apierr.CodeNoHealthyUpstream,
+				"no upstream of service %s could be reached: %v", s.name, ns.Err).WithRetry(time.Second)), notSent, err
+		case errors.Is(err, fasthttp.ErrTimeout), errors.As(err, &ne) && ne.Timeout():
+			done(balancer.Outcome{Latency: lat})
+			return timeoutMsg(s.name), final, err
+		case errors.Is(err, errPoolClosed):
+			done(balancer.Outcome{Latency: lat})
+			return httpnats.NewErrorMsg(apierr.Newf(http.StatusServiceUnavailable, apierr.CodeShuttingDown,
+				"proxy worker shut down before service %s answered", s.name).WithRetry(time.Second)), final, err
 		}
 		done(balancer.Outcome{ConnectErr: true, Latency: lat})
-		return nil, false, true, apierr.Newf(http.StatusBadGateway, apierr.CodeBadGateway,
-			"upstream %s failed before answering", up.URL.Host).WithCause(err)
+		return httpnats.NewErrorMsg(apierr.Newf(http.StatusBadGateway, apierr.CodeBadGateway,
+			"upstream of service %s broke off its answer: %v", s.name, err)), broken, err
 	}
 	status := fresp.StatusCode()
 	done(balancer.Outcome{Status: status, Latency: lat})
@@ -481,7 +651,7 @@ func (w *Worker) attempt(ctx context.Context, up *balancer.Upstream, req httpnat
 	if status != http.StatusOK {
 		m.Header[subjects.HeaderStatus] = []string{strconv.Itoa(status)}
 	}
-	return m, status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout, false, nil
+	return m, answered, nil
 }
 
 // semver makes a micro-valid version from ours ("dev" becomes 0.0.0-dev).

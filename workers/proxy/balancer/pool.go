@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/config"
+	"github.com/switchyard/switchyard/internal/proxystatus"
 )
 
 // ErrNoHealthyUpstream is returned by Pick when every upstream is
@@ -283,32 +284,12 @@ func excluded(u *Upstream, exclude []*Upstream) bool {
 	return false
 }
 
-// UpstreamStatus is one upstream's state as GET /services shows it.
-type UpstreamStatus struct {
-	// URL is the upstream's base URL.
-	URL string `json:"url"`
-	// Weight is its weight under the weighted policy.
-	Weight int `json:"weight"`
-	// Healthy is the active health checks' verdict.
-	Healthy bool `json:"healthy"`
-	// EjectedUntil is set while the upstream is ejected.
-	EjectedUntil *time.Time `json:"ejected_until,omitempty"`
-	// InFlight is the number of requests being served.
-	InFlight int64 `json:"in_flight"`
-	// Requests and Errors count outcomes since start; Errors are
-	// connect errors, answers with no status and 5xx.
-	Requests uint64 `json:"requests"`
-	Errors   uint64 `json:"errors"`
-	// LatencyEWMAMs is the peak-EWMA latency estimate, 0 until measured.
-	LatencyEWMAMs float64 `json:"latency_ewma_ms"`
-}
-
 // Snapshot returns every upstream's state, in configuration order.
-func (p *Pool) Snapshot() []UpstreamStatus {
+func (p *Pool) Snapshot() []proxystatus.Upstream {
 	now := p.nanos()
-	out := make([]UpstreamStatus, len(p.ups))
+	out := make([]proxystatus.Upstream, len(p.ups))
 	for i, u := range p.ups {
-		st := UpstreamStatus{
+		st := proxystatus.Upstream{
 			URL:           u.URL.String(),
 			Weight:        u.Weight,
 			Healthy:       u.healthy.Load(),
