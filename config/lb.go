@@ -18,6 +18,18 @@ type LB struct {
 	MaxConnsPerUpstream int `yaml:"max_conns_per_upstream" env:"LB_MAX_CONNS_PER_UPSTREAM"`
 	// MaxInFlight bounds concurrent requests per service in one proxy worker.
 	MaxInFlight int `yaml:"max_in_flight" env:"LB_MAX_IN_FLIGHT"`
+	// QueueWait is how long a request may wait for a free slot when a
+	// service's MaxInFlight are busy, before a 503 with Retry-After. Zero:
+	// no wait, 503 at once.
+	QueueWait Duration `yaml:"queue_wait" env:"LB_QUEUE_WAIT"`
+	// EdgeMaxInFlight bounds the requests the lb edge routes at once (503
+	// with Retry-After beyond).
+	EdgeMaxInFlight int `yaml:"edge_max_in_flight" env:"LB_EDGE_MAX_IN_FLIGHT"`
+	// EdgeMaxBodyMemory bounds the bytes of request bodies the lb edge
+	// holds at once (503 with Retry-After beyond). Below
+	// server.max_body_bytes it counts as that, so one body of the largest
+	// size always fits.
+	EdgeMaxBodyMemory int64 `yaml:"edge_max_body_memory" env:"LB_EDGE_MAX_BODY_MEMORY"`
 	// DiscoveryInterval is how often the edge asks NATS for micro services.
 	DiscoveryInterval Duration `yaml:"discovery_interval" env:"LB_DISCOVERY_INTERVAL"`
 	// JobTimeout bounds one attempt of a durable (async) job.
@@ -34,6 +46,9 @@ func (l *LB) defaults() {
 	*l = LB{
 		MaxConnsPerUpstream: 256,
 		MaxInFlight:         1024,
+		QueueWait:           Duration(100 * time.Millisecond),
+		EdgeMaxInFlight:     4096,
+		EdgeMaxBodyMemory:   256 << 20,
 		DiscoveryInterval:   Duration(5 * time.Second),
 		JobTimeout:          Duration(5 * time.Minute),
 		JobMaxDeliver:       5,
@@ -48,6 +63,15 @@ func (l *LB) validate() error {
 	}
 	if l.MaxInFlight < 1 {
 		return invalid("LB_MAX_IN_FLIGHT (lb.max_in_flight)", l.MaxInFlight, "must be at least 1")
+	}
+	if l.QueueWait < 0 || l.QueueWait.D() > 10*time.Second {
+		return invalid("LB_QUEUE_WAIT (lb.queue_wait)", l.QueueWait, "must be 0 to 10s")
+	}
+	if l.EdgeMaxInFlight < 1 {
+		return invalid("LB_EDGE_MAX_IN_FLIGHT (lb.edge_max_in_flight)", l.EdgeMaxInFlight, "must be at least 1")
+	}
+	if l.EdgeMaxBodyMemory < 1024 {
+		return invalid("LB_EDGE_MAX_BODY_MEMORY (lb.edge_max_body_memory)", l.EdgeMaxBodyMemory, "must be at least 1024")
 	}
 	if l.JobMaxDeliver < 1 {
 		return invalid("LB_JOB_MAX_DELIVER (lb.job_max_deliver)", l.JobMaxDeliver, "must be at least 1")

@@ -44,9 +44,19 @@ type Options struct {
 	Checks *Checks
 }
 
+// ErrShuttingDown is the cause of the context of requests still running
+// when the edge's shutdown deadline comes: handlers answer them 503
+// shutting_down instead of leaving the connection to be dropped.
+var ErrShuttingDown = errors.New("edge shutting down")
+
 // Server is one running edge.
 type Server struct {
 	Echo *echo.Echo
+
+	// base is every request's parent context; Shutdown cancels it (cause
+	// ErrShuttingDown) for the requests still running near its deadline.
+	base       context.Context
+	cancelBase context.CancelCauseFunc
 
 	opts     Options
 	http     *http.Server
@@ -75,6 +85,7 @@ func New(o Options) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{Echo: e, opts: o, started: time.Now()}
+	s.base, s.cancelBase = context.WithCancelCause(context.Background())
 	s.ready.Store(true)
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(s.middleware)
@@ -91,6 +102,7 @@ func New(o Options) *Server {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return s.base },
 	}
 	return s
 }
@@ -123,7 +135,12 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Shutdown fails readiness, runs the OnShutdown hooks, stops accepting and
-// waits for in-flight requests until ctx ends. Safe to call twice.
+// waits for in-flight requests until shortly before ctx's deadline (a
+// quarter of the time left, at most 3s, is kept for what stops after the
+// edges). Requests still running then have their context cancelled with
+// cause ErrShuttingDown, so they answer 503 rather than lose their
+// connection, and Shutdown waits for those answers until ctx ends. It
+// returns ctx's error if requests still run then. Safe to call twice.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
 		s.ready.Store(false)
@@ -133,7 +150,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for _, h := range hooks {
 			h(ctx)
 		}
-		s.shutErr = s.http.Shutdown(ctx)
+		grace, cancel := ctx, context.CancelFunc(func() {})
+		if d, ok := ctx.Deadline(); ok {
+			grace, cancel = context.WithDeadline(ctx, d.Add(-min(time.Until(d)/4, 3*time.Second)))
+		}
+		err := s.http.Shutdown(grace)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			s.opts.Log.Warn("answering in-flight requests 503 at the shutdown deadline", "edge", s.opts.Name)
+			s.cancelBase(ErrShuttingDown)
+			err = s.http.Shutdown(ctx)
+		}
+		s.cancelBase(ErrShuttingDown)
+		s.shutErr = err
 		s.opts.Log.Info("edge stopped", "edge", s.opts.Name, "err", s.shutErr)
 	})
 	return s.shutErr
@@ -185,16 +214,25 @@ func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			if !s.opts.Log.Enabled(req.Context(), lvl) {
 				return
 			}
-			s.opts.Log.LogAttrs(req.Context(), lvl, "http request",
+			attrs := []slog.Attr{
 				slog.String("edge", s.opts.Name), slog.String("req_id", rid),
 				slog.String("method", req.Method), slog.String("path", req.URL.Path),
 				slog.String("route", route), slog.Int("status", status),
 				slog.Int64("bytes_out", c.Response().Size),
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-				slog.String("remote", c.RealIP()))
+				slog.String("remote", c.RealIP()),
+			}
+			if e, ok := c.Get(ctxKeyError).(*apierr.Error); ok {
+				// The one line of a failed request carries its code and cause.
+				attrs = append(attrs, slog.String("code", e.Code))
+				if e.Err != nil && status >= 500 {
+					attrs = append(attrs, slog.String("err", e.Err.Error()))
+				}
+			}
+			s.opts.Log.LogAttrs(req.Context(), lvl, "http request", attrs...)
 		}()
 		if req.ContentLength > s.opts.MaxBodyBytes {
-			return tooLarge(s.opts.MaxBodyBytes)
+			return apierr.TooLarge(s.opts.MaxBodyBytes)
 		}
 		if req.Body != nil && req.Body != http.NoBody {
 			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.opts.MaxBodyBytes)
@@ -203,12 +241,11 @@ func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func tooLarge(limit int64) *apierr.Error {
-	return apierr.Newf(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge, "request body exceeds %d bytes", limit)
-}
-
 // MaxBodyBytes is the body limit of this edge.
 func (s *Server) MaxBodyBytes() int64 { return s.opts.MaxBodyBytes }
+
+// ctxKeyError is the echo.Context key of the error a request was answered with.
+const ctxKeyError = "switchyard.error"
 
 // errorHandler writes every error in the one JSON shape.
 func (s *Server) errorHandler(err error, c echo.Context) {
@@ -216,10 +253,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	e := ToAPIError(err, s.opts.MaxBodyBytes)
-	if e.Status >= 500 && e.Err != nil {
-		s.opts.Log.Warn("request failed", "edge", s.opts.Name,
-			"req_id", c.Response().Header().Get(echo.HeaderXRequestID), "code", e.Code, "err", e.Err)
-	}
+	c.Set(ctxKeyError, e) // logged once, on the request's "http request" line
 	WriteError(c, e)
 }
 
@@ -229,7 +263,7 @@ func ToAPIError(err error, maxBody int64) *apierr.Error {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return tooLarge(mbe.Limit)
+		return apierr.TooLarge(mbe.Limit)
 	case errors.As(err, &he):
 		msg := http.StatusText(he.Code)
 		if m, ok := he.Message.(string); ok && m != "" {
@@ -320,7 +354,7 @@ func DecodeJSON(c echo.Context, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return tooLarge(mbe.Limit)
+			return apierr.TooLarge(mbe.Limit)
 		}
 		return apierr.Newf(http.StatusBadRequest, apierr.CodeBadRequest, "invalid JSON body: %v", err)
 	}

@@ -54,6 +54,8 @@ type handler struct {
 	jetstream  natsjs.JetStream
 	metrics    *metrics
 	srv        *edge.Server
+	gate       *edge.Gate   // lb.edge_max_in_flight
+	bodies     *edge.Budget // lb.edge_max_body_memory
 }
 
 func build(s *edge.Server, d *part.Deps) ([]part.Component, error) {
@@ -69,6 +71,8 @@ func build(s *edge.Server, d *part.Deps) ([]part.Component, error) {
 		jetstream:  d.JS,
 		metrics:    newMetrics(d.Registry),
 		srv:        s,
+		gate:       edge.NewGate(d.Config.LB.EdgeMaxInFlight),
+		bodies:     edge.NewBudget(max(d.Config.LB.EdgeMaxBodyMemory, d.Config.Server.MaxBodyBytes)),
 	}
 	for _, rs := range d.Config.ResolveServices() {
 		h.configured[rs.Name] = rs
@@ -119,12 +123,27 @@ func (h *handler) route(c echo.Context) error {
 		h.metrics.natsErrors.WithLabelValues(service, "disconnected").Inc()
 		return apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "not connected to NATS").WithRetry(time.Second)
 	}
+	if !h.gate.Enter() {
+		h.metrics.rejected.WithLabelValues("in_flight").Inc()
+		return edge.Overloaded("requests in flight")
+	}
+	defer h.gate.Leave()
 	start := time.Now()
 	inFlight := h.metrics.inFlight.WithLabelValues(service)
 	inFlight.Inc()
 	defer inFlight.Dec()
 
-	body, err := readBody(req, h.maxBody)
+	hold := h.bodies.Hold(max(req.ContentLength, 0))
+	if hold == nil {
+		h.metrics.rejected.WithLabelValues("body_memory").Inc()
+		return edge.Overloaded("request body memory")
+	}
+	defer hold.Release()
+	body, err := readBody(req, hold, h.maxBody)
+	if errors.Is(err, edge.ErrOverBudget) {
+		h.metrics.rejected.WithLabelValues("body_memory").Inc()
+		return edge.Overloaded("request body memory")
+	}
 	if err != nil {
 		return err
 	}
@@ -144,7 +163,11 @@ func (h *handler) route(c echo.Context) error {
 	}
 	msg := httpnats.NewRequestMsg(subj, req.Method, path, req.URL.RawQuery, req.Header, body)
 	addForwarded(msg.Header, req)
-	ctx, cancel := context.WithTimeout(req.Context(), h.timeout)
+	// The worker learns when we stop waiting: it drops the request if it
+	// gets it later, and stops its upstream I/O then.
+	deadline := start.Add(h.timeout)
+	httpnats.SetDeadline(msg, deadline)
+	ctx, cancel := context.WithDeadline(req.Context(), deadline)
 	defer cancel()
 	reply, err := h.nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
@@ -186,8 +209,10 @@ func (h *handler) natsError(service string, err error, reqCtx context.Context) *
 			"no worker is serving service %s", service).WithRetry(time.Second)
 	case errors.Is(err, nats.ErrMaxPayload):
 		h.metrics.natsErrors.WithLabelValues(service, "max_payload").Inc()
-		return apierr.Newf(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge,
-			"request exceeds the NATS server's max_payload (%d bytes)", h.nc.MaxPayload())
+		return apierr.TooLarge(h.nc.MaxPayload()) // the NATS server's max_payload, below ours
+	case errors.Is(context.Cause(reqCtx), edge.ErrShuttingDown):
+		return apierr.Newf(http.StatusServiceUnavailable, apierr.CodeShuttingDown,
+			"edge shut down before service %s answered", service).WithRetry(time.Second)
 	case reqCtx.Err() != nil:
 		return apierr.New(499, "canceled", "client went away").WithCause(err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
@@ -201,27 +226,30 @@ func (h *handler) natsError(service string, err error, reqCtx context.Context) *
 	}
 }
 
-// readBody reads the whole body within the limit (413 beyond).
-func readBody(req *http.Request, limit int64) ([]byte, error) {
+// readBody reads the whole body within limit (413 beyond), holding its
+// bytes against the edge's body memory (edge.ErrOverBudget when full).
+// Bodies over the limit with a Content-Length were refused by the edge's
+// middleware already; the middleware's MaxBytesReader catches the others.
+func readBody(req *http.Request, hold *edge.Hold, limit int64) ([]byte, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return nil, nil
 	}
-	if req.ContentLength > limit {
-		return nil, apierr.Newf(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge, "request body exceeds %d bytes", limit)
-	}
 	var buf bytes.Buffer
 	if req.ContentLength > 0 {
-		buf.Grow(int(req.ContentLength) + bytes.MinRead) // room to see EOF without regrowing
+		buf.Grow(int(min(req.ContentLength, limit)) + bytes.MinRead) // room to see EOF without regrowing
 	}
-	if _, err := buf.ReadFrom(io.LimitReader(req.Body, limit+1)); err != nil {
+	if _, err := buf.ReadFrom(hold.Reader(io.LimitReader(req.Body, limit+1))); err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, apierr.Newf(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge, "request body exceeds %d bytes", limit)
+		switch {
+		case errors.As(err, &mbe):
+			return nil, apierr.TooLarge(mbe.Limit)
+		case errors.Is(err, edge.ErrOverBudget):
+			return nil, err
 		}
 		return nil, apierr.New(http.StatusBadRequest, apierr.CodeBadRequest, "could not read the request body").WithCause(err)
 	}
 	if int64(buf.Len()) > limit {
-		return nil, apierr.Newf(http.StatusRequestEntityTooLarge, apierr.CodeTooLarge, "request body exceeds %d bytes", limit)
+		return nil, apierr.TooLarge(limit)
 	}
 	return buf.Bytes(), nil
 }
@@ -263,6 +291,7 @@ type metrics struct {
 	inFlight   *prometheus.GaugeVec
 	natsErrors *prometheus.CounterVec
 	jobs       *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -288,8 +317,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "switchyard", Subsystem: "lb", Name: "jobs_submitted_total",
 			Help: "Async jobs submitted, by service and result (created, duplicate).",
 		}, []string{"service", "result"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchyard", Subsystem: "lb", Name: "rejected_total",
+			Help: "Requests the lb edge answered 503 overloaded because one of its own bounds was full, by bound (in_flight, body_memory).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.inFlight, m.natsErrors, m.jobs)
+	reg.MustRegister(m.requests, m.duration, m.inFlight, m.natsErrors, m.jobs, m.rejected)
 	return m
 }
 
