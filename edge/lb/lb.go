@@ -165,7 +165,7 @@ func (h *handler) route(c echo.Context) error {
 	addForwarded(msg.Header, req)
 	// The worker learns when we stop waiting: it drops the request if it
 	// gets it later, and stops its upstream I/O then.
-	deadline := start.Add(h.timeout)
+	deadline := time.Now().Add(h.timeout)
 	httpnats.SetDeadline(msg, deadline)
 	ctx, cancel := context.WithDeadline(req.Context(), deadline)
 	defer cancel()

@@ -20,6 +20,7 @@ var Part = part.Part{
 			HealthInterval:      cfg.Rust.HealthCheckInterval.D(),
 			MaxConnsPerUpstream: cfg.LB.MaxConnsPerUpstream,
 			MaxInFlight:         cfg.LB.MaxInFlight,
+			QueueWait:           cfg.LB.QueueWait.D(),
 			MaxResponseBytes:    cfg.Server.MaxBodyBytes,
 			Registry:            d.Registry, Log: d.Log, Version: d.Version,
 		})
