@@ -79,7 +79,7 @@ func Run(ctx context.Context, o Options) error {
 		listeners[opsName] = l
 	}
 
-	maxMsg := int32(cfg.Server.MaxBodyBytes + 64<<10)
+	maxMsg := int32(cfg.MaxPayloadBytes())
 	var emb *jetstream.Embedded
 	if cfg.NATS.URL == "" {
 		var err error

@@ -43,7 +43,7 @@ var declarers = []declarer{jobsAssets, streamsAssets, brokerAssets, cacheAssets}
 func ForConfig(c *config.Config) Assets {
 	return Assets{
 		Replicas:   c.NATS.Replicas,
-		MaxMsgSize: int32(c.Server.MaxBodyBytes + 64<<10),
+		MaxMsgSize: int32(c.MaxPayloadBytes()),
 		JobTTL:     c.LB.JobTTL.D(),
 		Config:     c,
 	}

@@ -264,6 +264,7 @@ func TestCatalogMatchesBuilders(t *testing.T) {
 		"cache.<op>.<namespace>":                   must(subjects.Cache("o1", "n1")),
 		"stream.<id>.in":                           must(subjects.StreamIn("i1")),
 		"stream.<id>.out":                          must(subjects.StreamOut("i1")),
+		"STREAM_<id>":                              must(subjects.StreamOf("i1")),
 		"broker.svc.<service>.<topic>":             must(subjects.BrokerService("s1", "t1")),
 		"broker.presence.<service>":                must(subjects.Presence("s1")),
 		"broker.persist.<service>.<topic>":         must(subjects.BrokerPersistent("s1", "t1")),

@@ -28,8 +28,9 @@ const (
 const (
 	// StreamJobs is a work-queue stream holding jobs.> until a worker acks them.
 	StreamJobs = "JOBS"
-	// StreamStreams holds stream.*.in and stream.*.out chunks for replay.
-	StreamStreams = "STREAMS"
+	// StreamPrefix starts the name of every stream's own JetStream stream,
+	// STREAM_<id>, which holds stream.<id>.in and stream.<id>.out (see StreamOf).
+	StreamPrefix = "STREAM_"
 	// StreamBroker holds broker.svc.> messages for persistent delivery.
 	StreamBroker = "BROKER"
 )
@@ -303,6 +304,39 @@ func StreamOut(id string) (string, error) {
 	}
 	return RootStream + "." + id + ".out", nil
 }
+
+// StreamOf returns STREAM_<id>, the JetStream stream that holds the
+// chunks and results of stream id.
+func StreamOf(id string) (string, error) {
+	if err := ValidName(id); err != nil {
+		return "", err
+	}
+	return StreamPrefix + id, nil
+}
+
+// StreamAll returns stream.<id>.*, every subject of stream id.
+func StreamAll(id string) (string, error) {
+	if err := ValidName(id); err != nil {
+		return "", err
+	}
+	return RootStream + "." + id + ".*", nil
+}
+
+// StreamProcessConsumer is the durable pull consumer on each STREAM_<id>
+// (filter stream.<id>.in) that the stream processing workers share.
+const StreamProcessConsumer = "process"
+
+// Stream processing headers: on the HTTP-over-NATS request that hands a
+// chunk to a processing service (they reach HTTP upstreams too), and on
+// the result stored on stream.<id>.out.
+const (
+	// HeaderStreamID names the stream a chunk belongs to.
+	HeaderStreamID = "X-Stream-Id"
+	// HeaderStreamSeq is the chunk's sequence in its stream.
+	HeaderStreamSeq = "X-Stream-Seq"
+	// HeaderStreamType is the stream's type: vision, audio or parameters.
+	HeaderStreamType = "X-Stream-Type"
+)
 
 // BrokerService returns broker.svc.<service>.<topic tokens...>, a message for service.
 func BrokerService(service string, topic ...string) (string, error) {

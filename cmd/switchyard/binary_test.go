@@ -346,7 +346,7 @@ func TestBinaryRunAndCtrlC(t *testing.T) {
 	for name := range js.StreamNames(ctx).Name() {
 		streams[name] = true
 	}
-	for _, s := range []string{subjects.StreamJobs, subjects.StreamStreams, subjects.StreamBroker} {
+	for _, s := range []string{subjects.StreamJobs, subjects.StreamBroker} {
 		if !streams[s] {
 			t.Errorf("stream %s missing; have %v", s, streams)
 		}

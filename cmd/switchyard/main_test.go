@@ -134,7 +134,7 @@ func TestRunAllEdgesHealthyWithMetrics(t *testing.T) {
 	js, _ := natsjs.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, s := range []string{subjects.StreamJobs, subjects.StreamStreams, subjects.StreamBroker} {
+	for _, s := range []string{subjects.StreamJobs, subjects.StreamBroker} {
 		if _, err := js.Stream(ctx, s); err != nil {
 			t.Errorf("stream %s: %v", s, err)
 		}
