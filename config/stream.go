@@ -6,8 +6,10 @@ import "time"
 // Environment names start with STREAM_. Every field says what its zero value
 // means; defaults sets the rest.
 type Stream struct {
-	// MaxChunkBytes bounds one chunk (413 beyond). It also raises the NATS
-	// max_payload of the embedded server when larger than max_body_bytes.
+	// MaxChunkBytes bounds one chunk (413 beyond). The default, 8 MiB less
+	// 64 KiB, is the largest chunk the default NATS max_payload (8 MiB, the
+	// most nats-server runs without a warning) carries; a larger value
+	// raises the embedded server's max_payload to fit, e.g. 16 MiB.
 	MaxChunkBytes int64 `yaml:"max_chunk_bytes" env:"STREAM_MAX_CHUNK_BYTES"`
 	// VisionBufferBytes, AudioBufferBytes and ParametersBufferBytes bound
 	// the outbound queue of one subscriber of a stream of that type, in
@@ -50,10 +52,10 @@ type Stream struct {
 
 func (x *Stream) defaults() {
 	*x = Stream{
-		MaxChunkBytes:          16 << 20,
-		VisionBufferBytes:      40 << 20,
-		AudioBufferBytes:       20 << 20,
-		ParametersBufferBytes:  20 << 20,
+		MaxChunkBytes:          DefaultMaxBodyBytes,
+		VisionBufferBytes:      32 << 20,
+		AudioBufferBytes:       16 << 20,
+		ParametersBufferBytes:  16 << 20,
 		SubscriberWindow:       64,
 		Concurrency:            1,
 		Workers:                64,
