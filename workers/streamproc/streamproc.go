@@ -309,7 +309,7 @@ func (p *Pool) attempt(r *streams.Record, m natsjs.Msg, seq uint64) (string, str
 	}
 	seqs := strconv.FormatUint(seq, 10)
 	h := http.Header{
-		"Content-Type":           {contentType(m.Headers(), r)},
+		"Content-Type":            {contentType(m.Headers(), r)},
 		subjects.HeaderStreamID:   {r.ID},
 		subjects.HeaderStreamSeq:  {seqs},
 		subjects.HeaderStreamType: {string(r.Type)},
