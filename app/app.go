@@ -68,9 +68,20 @@ func Run(ctx context.Context, o Options) error {
 		listeners[p.Name] = l
 	}
 
+	edges := len(listeners)
+	// metrics.port serves the whole registry on a port of its own too.
+	if cfg.Metrics.Enabled && cfg.Metrics.Port != 0 {
+		l, err := net.Listen("tcp", net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Metrics.Port)))
+		if err != nil {
+			closeListeners()
+			return fmt.Errorf("metrics: cannot listen on port %d (METRICS_PORT): %w", cfg.Metrics.Port, errors.Unwrap(err))
+		}
+		listeners[metricsListener] = l
+	}
+
 	// A process of worker pools only still serves /health and /metrics.
 	var opsName string
-	if len(listeners) == 0 {
+	if edges == 0 {
 		l, err := net.Listen("tcp", net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.WorkerPort)))
 		if err != nil {
 			return fmt.Errorf("workers: cannot listen on port %d (WORKER_PORT): %w", cfg.Server.WorkerPort, errors.Unwrap(err))
@@ -80,21 +91,26 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	maxMsg := int32(cfg.MaxPayloadBytes())
+	var nc *nats.Conn
 	var emb *jetstream.Embedded
 	if cfg.NATS.URL == "" {
 		var err error
 		emb, err = jetstream.StartEmbedded(jetstream.EmbeddedOptions{
-			Host: cfg.Server.Host, Port: cfg.NATS.Port, ConfigFile: cfg.NATS.ConfigFile,
+			Host: natsHost(cfg), Port: cfg.NATS.Port, ConfigFile: cfg.NATS.ConfigFile,
 			StoreDir: filepath.Clean(cfg.DataDir), MaxPayload: maxMsg, ServerName: "switchyard",
+			User: cfg.NATS.User, Password: cfg.NATS.Password, Token: cfg.NATS.Token,
 		}, log)
 		if err != nil {
 			closeListeners()
 			if errors.Is(err, jetstream.ErrPortInUse) {
 				return fmt.Errorf("embedded NATS: cannot listen on port %d (NATS_PORT): address already in use", cfg.NATS.Port)
 			}
+			if errors.Is(err, jetstream.ErrExposedWithoutAuth) {
+				return fmt.Errorf("embedded NATS: NATS_HOST (nats.host)=%q listens beyond loopback: set NATS_USER and NATS_PASSWORD, or NATS_TOKEN (or keep NATS_HOST=127.0.0.1)", cfg.NATS.Host)
+			}
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
-		log.Info("embedded nats-server started", "url", emb.ClientURL(), "store_dir", emb.StoreDir())
+		log.Info("embedded nats-server started", "url", emb.ClientURL(), "store_dir", emb.StoreDir(), "auth", emb.AuthMode())
 	}
 	stopNATS := func() {
 		if emb != nil {
@@ -102,12 +118,16 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
-	nc, err := jetstream.Connect(cfg.NATS.ClientName, cfg.NATS.URL, emb, log)
+	natsOpts, err := jetstream.ClientOptions(&cfg.NATS)
+	if err == nil {
+		nc, err = jetstream.Connect(cfg.ClientName(), cfg.NATS.URL, emb, log, natsOpts...)
+	}
 	if err != nil {
 		closeListeners()
 		stopNATS()
 		return err
 	}
+	logNATS(log, cfg, nc)
 	if mp := nc.MaxPayload(); mp < int64(maxMsg) {
 		log.Warn("NATS max_payload is below the body limit; large bodies will be refused",
 			"max_payload", mp, "max_body_bytes", cfg.Server.MaxBodyBytes)
@@ -150,7 +170,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, p := range o.Parts {
 		d := base
 		d.Listener = listeners[p.Name]
-		pnc, err := jetstream.Connect(cfg.NATS.ClientName+"-"+p.Name, cfg.NATS.URL, emb, log)
+		pnc, err := jetstream.Connect(cfg.ClientName()+"-"+p.Name, cfg.NATS.URL, emb, log, natsOpts...)
 		var cs []part.Component
 		if err == nil {
 			conns = append(conns, pnc)
@@ -182,6 +202,9 @@ func Run(ctx context.Context, o Options) error {
 		d := base
 		d.Listener = listeners[opsName]
 		comps = append(comps, running{part.Part{Name: opsName, Kind: part.KindEdge}, edge.New(d.EdgeOptions(opsName))})
+	}
+	if cfg.Metrics.Enabled && cfg.Metrics.Port != 0 {
+		comps = append(comps, running{part.Part{Name: "metrics", Kind: part.KindEdge}, newMetricsServer(listeners[metricsListener], cfg.Metrics.Path, reg, log)})
 	}
 	if cfg.Server.PprofAddr != "" {
 		comps = append(comps, running{part.Part{Name: "pprof", Kind: part.KindWorkers}, newPprof(cfg.Server.PprofAddr, log)})
@@ -272,6 +295,34 @@ func Run(ctx context.Context, o Options) error {
 		return runErr
 	}
 	return errors.Join(errs...)
+}
+
+// metricsListener names the metrics.port listener in Options.Ready's map.
+const metricsListener = "metrics"
+
+// natsHost is the embedded server's interface: nats.host, where empty
+// means every interface.
+func natsHost(cfg *config.Config) string {
+	if cfg.NATS.Host == "" {
+		return "0.0.0.0"
+	}
+	return cfg.NATS.Host
+}
+
+// logNATS logs the connection, how it authenticated, and the settings
+// that are labels only.
+func logNATS(log *slog.Logger, cfg *config.Config, nc *nats.Conn) {
+	auth := jetstream.AuthMode(&cfg.NATS)
+	if cfg.NATS.URL == "" {
+		auth = "embedded"
+	}
+	log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "client_name", cfg.ClientName(),
+		"auth", auth, "tls", nc.TLSRequired() || cfg.NATS.TLSCA != "", "max_reconnects", cfg.NATS.MaxReconnects,
+		"cluster_id", cfg.NATS.ClusterID)
+	if tp := cfg.Server.TrustedProxies; len(tp) > 0 {
+		log.Warn("trusted proxies set: the edges pass on X-Forwarded-* and Forwarded headers from these peers",
+			"trusted_proxies", strings.Join(tp, ","))
+	}
 }
 
 // drainNATS drains nc within ctx, and closes it when that fails or times

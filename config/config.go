@@ -25,17 +25,18 @@ var ErrInvalid = errors.New("config")
 // file of its own (nats.go, lb.go, cache.go, ...) with its defaults and its
 // validation. The zero value is not usable: start from Default.
 type Config struct {
-	NATS    NATS    `yaml:"nats"`
-	Redis   Redis   `yaml:"redis"`
-	Rust    Rust    `yaml:"rust"`
-	Metrics Metrics `yaml:"metrics"`
-	Server  Server  `yaml:"server"`
-	LB      LB      `yaml:"lb"`
-	Cache   Cache   `yaml:"cache"`
-	Broker  Broker  `yaml:"broker"`
-	Stream  Stream  `yaml:"stream"`
-	Log     Log     `yaml:"log"`
-	DataDir string  `yaml:"data_dir" env:"DATA_DIR"`
+	Service Identity `yaml:"service"`
+	NATS    NATS     `yaml:"nats"`
+	Redis   Redis    `yaml:"redis"`
+	Rust    Rust     `yaml:"rust"`
+	Metrics Metrics  `yaml:"metrics"`
+	Server  Server   `yaml:"server"`
+	LB      LB       `yaml:"lb"`
+	Cache   Cache    `yaml:"cache"`
+	Broker  Broker   `yaml:"broker"`
+	Stream  Stream   `yaml:"stream"`
+	Log     Log      `yaml:"log"`
+	DataDir string   `yaml:"data_dir" env:"DATA_DIR"`
 	// Services declares further services routed by the load balancer, and
 	// overrides the upstreams of vision, ai and analytics. A service listed
 	// here with no upstreams is served by NATS workers only.
@@ -51,7 +52,7 @@ type section interface {
 // sections lists every section, in the order Validate checks them. A new
 // concern adds its field to Config and one line here.
 func (c *Config) sections() []section {
-	return []section{&c.NATS, &c.Redis, &c.Rust, &c.Metrics, &c.Server, &c.LB, &c.Cache, &c.Broker, &c.Stream, &c.Log}
+	return []section{&c.Service, &c.NATS, &c.Redis, &c.Rust, &c.Metrics, &c.Server, &c.LB, &c.Cache, &c.Broker, &c.Stream, &c.Log}
 }
 
 // Default returns the configuration used when nothing is set.
@@ -70,8 +71,10 @@ func Default() *Config {
 // the value at fault and wraps ErrInvalid.
 func Load(path string, environ map[string]string) (*Config, error) {
 	cfg := Default()
+	var raw []byte
 	if path != "" {
-		raw, err := os.ReadFile(path)
+		var err error
+		raw, err = os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("%w: config file: %w", ErrInvalid, err)
 		}
@@ -89,6 +92,7 @@ func Load(path string, environ map[string]string) (*Config, error) {
 	if err := env.ParseWithOptions(cfg, env.Options{Environment: environ}); err != nil {
 		return nil, envError(cfg, environ, err)
 	}
+	cfg.resolveLogLevel(raw, environ)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -184,6 +188,7 @@ func (c *Config) Validate() error {
 		val int
 	}{
 		{"NATS_PORT (nats.port)", c.NATS.Port},
+		{"METRICS_PORT (metrics.port)", c.Metrics.Port},
 		{"BROKER_PORT (server.broker_port)", c.Server.BrokerPort},
 		{"LB_PORT (server.lb_port)", c.Server.LBPort},
 		{"CACHE_PORT (server.cache_port)", c.Server.CachePort},

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +23,11 @@ type Server struct {
 	PprofAddr string `yaml:"pprof_addr" env:"PPROF_ADDR"`
 	// ShutdownTimeout bounds the whole graceful shutdown.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT"`
+	// TrustedProxies are the peers (IPs or CIDRs) whose X-Forwarded-For,
+	// -Host, -Proto and Forwarded headers the edges pass on. Empty: no
+	// peer is trusted, and the edges replace those headers with what they
+	// see themselves.
+	TrustedProxies []string `yaml:"trusted_proxies" env:"TRUSTED_PROXIES"`
 }
 
 // DefaultMaxBodyBytes is 8 MiB less the 64 KiB kept for NATS headers: the
@@ -36,12 +40,16 @@ func (s *Server) defaults() {
 		BrokerPort: 8081, LBPort: 8082, CachePort: 8083, StreamPort: 8084, WorkerPort: 8085,
 		MaxBodyBytes:    DefaultMaxBodyBytes,
 		ShutdownTimeout: Duration(12 * time.Second),
+		TrustedProxies:  []string{},
 	}
 }
 
 func (s *Server) validate() error {
 	if s.MaxBodyBytes < 1024 || s.MaxBodyBytes > 60<<20 {
 		return invalid("MAX_BODY_BYTES (server.max_body_bytes)", s.MaxBodyBytes, "must be 1024 to 62914560 (60 MiB)")
+	}
+	if _, err := ParsePrefixes(s.TrustedProxies); err != nil {
+		return invalid("TRUSTED_PROXIES (server.trusted_proxies)", strconv.Quote(strings.Join(s.TrustedProxies, ",")), err.Error())
 	}
 	return positive(durationKey{"SHUTDOWN_TIMEOUT (server.shutdown_timeout)", s.ShutdownTimeout})
 }
@@ -50,6 +58,9 @@ func (s *Server) validate() error {
 type Metrics struct {
 	Enabled bool   `yaml:"enabled" env:"METRICS_ENABLED"`
 	Path    string `yaml:"path" env:"METRICS_PATH"`
+	// Port, when not 0, serves the process's whole registry at Path on
+	// that port too (on server.host), besides every edge's own /metrics.
+	Port int `yaml:"port" env:"METRICS_PORT"`
 }
 
 func (m *Metrics) defaults() { m.Enabled, m.Path = true, "/metrics" }
@@ -69,7 +80,7 @@ type Log struct {
 func (l *Log) defaults() { l.Level = "info" }
 
 func (l *Log) validate() error {
-	if !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(l.Level)) {
+	if !validLevel(l.Level) {
 		return invalid("LOG_LEVEL (log.level)", strconv.Quote(l.Level), "must be debug, info, warn or error")
 	}
 	return nil

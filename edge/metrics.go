@@ -14,10 +14,14 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight *prometheus.GaugeVec
+	// forwardedStripped counts requests whose forwarding headers came
+	// from an untrusted peer and were removed.
+	forwardedStripped *prometheus.CounterVec
 }
 
 // NewMetrics registers switchyard_http_requests_total,
-// switchyard_http_request_duration_seconds and switchyard_http_in_flight_requests.
+// switchyard_http_request_duration_seconds, switchyard_http_in_flight_requests
+// and switchyard_http_forwarded_headers_stripped_total.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -33,8 +37,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "switchyard", Subsystem: "http", Name: "in_flight_requests",
 			Help: "HTTP requests being served, by edge.",
 		}, []string{"edge"}),
+		forwardedStripped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchyard", Subsystem: "http", Name: "forwarded_headers_stripped_total",
+			Help: "Requests whose X-Forwarded-*, X-Real-Ip or Forwarded headers came from an untrusted peer and were removed, by edge.",
+		}, []string{"edge"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.inFlight)
+	reg.MustRegister(m.requests, m.duration, m.inFlight, m.forwardedStripped)
 	return m
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -42,6 +43,13 @@ type Options struct {
 	NC *nats.Conn
 	// Checks are the process-wide readiness checks shown on /health.
 	Checks *Checks
+	// TrustedProxies are the peers whose forwarding headers (X-Forwarded-For,
+	// -Host, -Proto, X-Real-Ip, Forwarded) are kept. From any other peer
+	// they are removed before a handler runs, so what a handler forwards
+	// is what the edge saw itself. Empty: no peer is trusted.
+	TrustedProxies []netip.Prefix
+	// NATSClusterID is shown on /health as nats.cluster_id: a label only.
+	NATSClusterID string
 }
 
 // ErrShuttingDown is the cause of the context of requests still running
@@ -88,6 +96,7 @@ func New(o Options) *Server {
 	s.base, s.cancelBase = context.WithCancelCause(context.Background())
 	s.ready.Store(true)
 	e.HTTPErrorHandler = s.errorHandler
+	e.IPExtractor = realIP(o.TrustedProxies)
 	e.Use(s.middleware)
 	e.GET("/health", s.health)
 	if o.Gatherer != nil {
@@ -181,6 +190,9 @@ func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			req.Header.Set(echo.HeaderXRequestID, rid)
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, rid)
+		if stripForwarded(req, s.opts.TrustedProxies) && s.opts.Metrics != nil {
+			s.opts.Metrics.forwardedStripped.WithLabelValues(s.opts.Name).Inc()
+		}
 		if s.opts.Metrics != nil {
 			g := s.opts.Metrics.inFlight.WithLabelValues(s.opts.Name)
 			g.Inc()
@@ -309,6 +321,7 @@ type natsState struct {
 	URL        string `json:"url,omitempty"`
 	ServerID   string `json:"server_id,omitempty"`
 	Reconnects uint64 `json:"reconnects"`
+	ClusterID  string `json:"cluster_id,omitempty"`
 }
 
 func (s *Server) health(c echo.Context) error {
@@ -318,7 +331,8 @@ func (s *Server) health(c echo.Context) error {
 		UptimeSeconds: time.Since(s.started).Seconds(), Checks: map[string]string{}}
 	if nc := s.opts.NC; nc != nil {
 		b.NATS = &natsState{Connected: nc.IsConnected(), Status: nc.Status().String(),
-			URL: nc.ConnectedUrlRedacted(), ServerID: nc.ConnectedServerId(), Reconnects: nc.Stats().Reconnects}
+			URL: nc.ConnectedUrlRedacted(), ServerID: nc.ConnectedServerId(), Reconnects: nc.Stats().Reconnects,
+			ClusterID: s.opts.NATSClusterID}
 	}
 	names, results := s.opts.Checks.Run(ctx)
 	for _, n := range names {

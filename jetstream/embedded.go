@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,10 +20,20 @@ import (
 // ErrPortInUse is returned by StartEmbedded when the client port is taken.
 var ErrPortInUse = errors.New("port already in use")
 
+// ErrExposedWithoutAuth is returned by StartEmbedded when the client port
+// would listen on an interface other than loopback with no authentication.
+var ErrExposedWithoutAuth = errors.New("listens beyond loopback without credentials")
+
 // EmbeddedOptions configures an in-process nats-server.
 type EmbeddedOptions struct {
-	// Host to listen on; empty means all interfaces (as nats-server does).
+	// Host to listen on; empty means 127.0.0.1 (unlike nats-server, whose
+	// default is every interface). A host that is not loopback needs User
+	// and Password or Token, or a ConfigFile with its own authorization.
 	Host string
+	// User and Password, or Token, are required from every client,
+	// in-process ones included, unless ConfigFile sets its own
+	// authorization (which then wins).
+	User, Password, Token string
 	// Port is the client port; 0 picks a free port, -1 opens none (in-process only).
 	Port int
 	// StoreDir holds JetStream's files; the server writes under StoreDir/jetstream.
@@ -37,8 +49,9 @@ type EmbeddedOptions struct {
 
 // Embedded is a running in-process nats-server with JetStream.
 type Embedded struct {
-	srv *server.Server
-	log *slog.Logger
+	srv  *server.Server
+	log  *slog.Logger
+	auth string
 }
 
 // StartEmbedded starts nats-server in this process with JetStream and waits
@@ -56,6 +69,20 @@ func StartEmbedded(o EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
 	if opts.Host == "" {
 		opts.Host = o.Host
 	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	auth := "config_file"
+	if !hasAuth(opts) {
+		switch {
+		case o.Token != "":
+			opts.Authorization, auth = o.Token, "token"
+		case o.User != "":
+			opts.Username, opts.Password, auth = o.User, o.Password, "user"
+		default:
+			auth = "none"
+		}
+	}
 	if opts.Port == 0 {
 		// Our -1 means no client port; in a config file, nats-server's -1
 		// means a random port, so only the option is interpreted here.
@@ -66,6 +93,9 @@ func StartEmbedded(o EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
 		case 0:
 			opts.Port = server.RANDOM_PORT
 		}
+	}
+	if !opts.DontListen && !isLoopback(opts.Host) && !hasAuth(opts) {
+		return nil, fmt.Errorf("nats host %s: %w", opts.Host, ErrExposedWithoutAuth)
 	}
 	if opts.StoreDir == "" {
 		opts.StoreDir = o.StoreDir
@@ -82,11 +112,7 @@ func StartEmbedded(o EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
 		opts.MaxPending = int64(opts.MaxPayload) * 4
 	}
 	if !opts.DontListen && opts.Port > 0 {
-		host := opts.Host
-		if host == "" {
-			host = "0.0.0.0"
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(opts.Port)))
+		l, err := net.Listen("tcp", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
 		if err != nil {
 			if errors.Is(err, syscall.EADDRINUSE) {
 				return nil, fmt.Errorf("nats client port %d: %w", opts.Port, ErrPortInUse)
@@ -116,8 +142,29 @@ func StartEmbedded(o EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
 		}
 		return nil, fmt.Errorf("nats server on port %d did not become ready", opts.Port)
 	}
-	return &Embedded{srv: srv, log: log}, nil
+	return &Embedded{srv: srv, log: log, auth: auth}, nil
 }
+
+// hasAuth reports whether opts require clients to authenticate.
+func hasAuth(o *server.Options) bool {
+	// Users declared inside accounts {} are collected into Users by the parser.
+	return o.Username != "" || o.Authorization != "" || len(o.Users) > 0 || len(o.Nkeys) > 0 ||
+		len(o.TrustedOperators) > 0 || len(o.TrustedKeys) > 0 || o.CustomClientAuthentication != nil ||
+		o.AuthCallout != nil
+}
+
+// isLoopback reports whether host is a loopback address or "localhost".
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && ip.IsLoopback()
+}
+
+// AuthMode names how clients authenticate to the server: "none", "user",
+// "token", or "config_file" (the file's own authorization).
+func (e *Embedded) AuthMode() string { return e.auth }
 
 // Server returns the underlying server, e.g. for nats.InProcessServer.
 func (e *Embedded) Server() *server.Server { return e.srv }

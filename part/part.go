@@ -63,7 +63,8 @@ func (d *Deps) EdgeOptions(name string) edge.Options {
 		Name: name, Listener: d.Listener, Log: d.Log, Version: d.Version,
 		Metrics: d.HTTPMetrics, MetricsPath: d.Config.Metrics.Path,
 		MaxBodyBytes: d.Config.Server.MaxBodyBytes, NC: d.NC, Checks: d.Checks,
-		WriteTimeout: d.Config.Rust.RequestTimeout.D() + 30*time.Second,
+		WriteTimeout:   d.Config.Rust.RequestTimeout.D() + 30*time.Second,
+		TrustedProxies: d.Config.Server.TrustedPrefixes(), NATSClusterID: d.Config.NATS.ClusterID,
 	}
 	if d.Config.Metrics.Enabled {
 		o.Gatherer = d.Gatherer
