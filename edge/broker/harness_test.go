@@ -39,7 +39,7 @@ type node struct {
 	srv    *edge.Server
 	nc     *nats.Conn
 	reg    *prometheus.Registry
-	stopMu sync.Mutex
+	logs   *testWriter
 	stop   func()
 }
 
@@ -60,15 +60,31 @@ func startNATS(t *testing.T) *jstest.Server {
 	return ns
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter logs to the test and keeps the lines for logged.
+type testWriter struct {
+	t     *testing.T
+	mu    sync.Mutex
+	lines []string
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+func (w *testWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSuffix(string(p), "\n")
+	w.t.Log(line)
+	w.mu.Lock()
+	w.lines = append(w.lines, line)
+	w.mu.Unlock()
 	return len(p), nil
 }
 
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+func (w *testWriter) logged(s string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, l := range w.lines {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // startNode runs a broker edge on ns with options o (NC, JS, Log and
@@ -84,7 +100,8 @@ func startNode(t *testing.T, ns *jstest.Server, o broker.Options) *node {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	o.NC, o.JS, o.Log, o.Registry = nc, js, testLog(t), reg
+	logs := &testWriter{t: t}
+	o.NC, o.JS, o.Log, o.Registry = nc, js, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})), reg
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	b, err := broker.New(ctx, o)
@@ -102,7 +119,7 @@ func startNode(t *testing.T, ns *jstest.Server, o broker.Options) *node {
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = s.Run(context.Background()) }()
 	go func() { defer wg.Done(); _ = b.Run(context.Background()) }()
-	n := &node{t: t, url: "http://" + l.Addr().String(), ws: "ws://" + l.Addr().String(), b: b, srv: s, nc: nc, reg: reg}
+	n := &node{t: t, url: "http://" + l.Addr().String(), ws: "ws://" + l.Addr().String(), b: b, srv: s, nc: nc, reg: reg, logs: logs}
 	var once sync.Once
 	n.stop = func() {
 		once.Do(func() {
