@@ -32,15 +32,15 @@ const wait = 10 * time.Second
 
 // node is one running broker edge on its own NATS connection.
 type node struct {
-	t      *testing.T
-	url    string // http://127.0.0.1:port
-	ws     string // ws://127.0.0.1:port
-	b      *broker.Broker
-	srv    *edge.Server
-	nc     *nats.Conn
-	reg    *prometheus.Registry
-	logs   *testWriter
-	stop   func()
+	t    *testing.T
+	url  string // http://127.0.0.1:port
+	ws   string // ws://127.0.0.1:port
+	b    *broker.Broker
+	srv  *edge.Server
+	nc   *nats.Conn
+	reg  *prometheus.Registry
+	logs *testWriter
+	stop func()
 }
 
 // startNATS starts a test server and declares the JetStream assets.
