@@ -2,7 +2,6 @@ package lb
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/switchyard/switchyard/internal/microdisc"
 	"github.com/switchyard/switchyard/subjects"
 )
 
@@ -73,13 +73,7 @@ func (d *discovery) Shutdown(context.Context) error {
 }
 
 func (d *discovery) refresh() {
-	var infos []micro.Info
-	gather(d.nc, subjects.DiscoveryInfo, 300*time.Millisecond, func(b []byte) {
-		var i micro.Info
-		if json.Unmarshal(b, &i) == nil {
-			infos = append(infos, i)
-		}
-	})
+	infos := microdisc.Infos(d.nc, 300*time.Millisecond)
 	found := map[string]bool{}
 	for _, i := range infos {
 		for _, ep := range i.Endpoints {
@@ -100,14 +94,7 @@ func (d *discovery) refresh() {
 
 // Stats gathers $SRV.STATS from every micro service instance.
 func (d *discovery) Stats(timeout time.Duration) []micro.Stats {
-	var out []micro.Stats
-	gather(d.nc, subjects.DiscoveryStats, timeout, func(b []byte) {
-		var s micro.Stats
-		if json.Unmarshal(b, &s) == nil {
-			out = append(out, s)
-		}
-	})
-	return out
+	return microdisc.Stats(d.nc, timeout)
 }
 
 // serviceOf names the Switchyard service an endpoint serves: one whose
@@ -118,34 +105,4 @@ func serviceOf(subject, queue string) string {
 	}
 	name, _ := subjects.ServiceOf(queue)
 	return name
-}
-
-// gather publishes a request and collects replies until none has come for
-// a fifth of timeout, or timeout has passed.
-func gather(nc *nats.Conn, subject string, timeout time.Duration, each func([]byte)) {
-	inbox := nc.NewInbox()
-	ch := make(chan *nats.Msg, 256)
-	sub, err := nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return
-	}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	idle := time.NewTimer(timeout)
-	defer idle.Stop()
-	for {
-		select {
-		case m := <-ch:
-			each(m.Data)
-			idle.Reset(timeout / 5)
-		case <-idle.C:
-			return
-		case <-deadline.C:
-			return
-		}
-	}
 }
