@@ -11,9 +11,10 @@ LB_PORT     ?= 8082
 CACHE_PORT  ?= 8083
 STREAM_PORT ?= 8084
 WORKER_PORT ?= 8085
+JOBS_WORKER_PORT ?= 8086
 
 .PHONY: setup build run run-all run-message-broker run-load-balancer run-cache-coordinator \
-        run-stream-processor run-proxy-worker test test-short bench lint clean clean-data help health-check \
+        run-stream-processor run-proxy-worker run-jobs-worker test test-short bench lint clean clean-data help health-check \
         docker-up docker-down docker-logs
 
 ## setup: download Go modules and install what tests and benchmarks need
@@ -55,6 +56,10 @@ run-stream-processor: build
 run-proxy-worker: build
 	./$(BIN) proxy
 
+## run-jobs-worker: the durable job runners alone (/health and /metrics on JOBS_WORKER_PORT)
+run-jobs-worker: build
+	WORKER_PORT=$(JOBS_WORKER_PORT) ./$(BIN) jobs
+
 ## test: every test, with the race detector, against real servers
 test:
 	@bash scripts/test-deps.sh
@@ -87,13 +92,13 @@ clean-data:
 help:
 	@awk 'BEGIN {FS = ": "} /^## / {sub(/^## /, ""); split($$0, a, ": "); printf "  %-22s %s\n", a[1], substr($$0, length(a[1]) + 3)}' $(MAKEFILE_LIST)
 
-## health-check: GET /health of every part (ports from BROKER_PORT, LB_PORT, CACHE_PORT, STREAM_PORT, WORKER_PORT); non-zero when one is down
+## health-check: GET /health of every part (ports from BROKER_PORT, LB_PORT, CACHE_PORT, STREAM_PORT, WORKER_PORT, JOBS_WORKER_PORT); non-zero when one is down
 health-check:
-	@rc=0; for pp in broker:$(BROKER_PORT) lb:$(LB_PORT) cache:$(CACHE_PORT) stream:$(STREAM_PORT) workers:$(WORKER_PORT); do \
+	@rc=0; for pp in broker:$(BROKER_PORT) lb:$(LB_PORT) cache:$(CACHE_PORT) stream:$(STREAM_PORT) workers:$(WORKER_PORT) jobs:$(JOBS_WORKER_PORT); do \
 	  name=$${pp%%:*}; port=$${pp#*:}; \
 	  code=$$(curl -s -o /dev/null -m 3 -w '%{http_code}' http://$(HOST):$$port/health); \
 	  if [ "$$code" = 200 ]; then echo "$$name :$$port up"; \
-	  elif [ "$$name" = workers ] && [ "$$code" = 000 ]; then echo "$$name :$$port not running (only a process of worker pools alone serves it)"; \
+	  elif { [ "$$name" = workers ] || [ "$$name" = jobs ]; } && [ "$$code" = 000 ]; then echo "$$name :$$port not running (only a process of worker pools alone serves it)"; \
 	  else echo "$$name :$$port DOWN (http $$code)"; rc=1; fi; \
 	done; exit $$rc
 

@@ -40,6 +40,12 @@ type LB struct {
 	JobAckWait Duration `yaml:"job_ack_wait" env:"LB_JOB_ACK_WAIT"`
 	// JobTTL is how long finished job records are kept.
 	JobTTL Duration `yaml:"job_ttl" env:"LB_JOB_TTL"`
+	// JobConcurrency bounds the jobs one job runner holds at once per
+	// service; it pulls no more than that.
+	JobConcurrency int `yaml:"job_concurrency" env:"LB_JOB_CONCURRENCY"`
+	// JobMaxResultBytes bounds the body of a job's answer; a larger answer
+	// fails the job (result_too_large). 0 means server.max_body_bytes.
+	JobMaxResultBytes int64 `yaml:"job_max_result_bytes" env:"LB_JOB_MAX_RESULT_BYTES"`
 }
 
 func (l *LB) defaults() {
@@ -54,6 +60,7 @@ func (l *LB) defaults() {
 		JobMaxDeliver:       5,
 		JobAckWait:          Duration(30 * time.Second),
 		JobTTL:              Duration(24 * time.Hour),
+		JobConcurrency:      32,
 	}
 }
 
@@ -75,6 +82,12 @@ func (l *LB) validate() error {
 	}
 	if l.JobMaxDeliver < 1 {
 		return invalid("LB_JOB_MAX_DELIVER (lb.job_max_deliver)", l.JobMaxDeliver, "must be at least 1")
+	}
+	if l.JobConcurrency < 1 || l.JobConcurrency > 1024 {
+		return invalid("LB_JOB_CONCURRENCY (lb.job_concurrency)", l.JobConcurrency, "must be 1 to 1024")
+	}
+	if l.JobMaxResultBytes < 0 {
+		return invalid("LB_JOB_MAX_RESULT_BYTES (lb.job_max_result_bytes)", l.JobMaxResultBytes, "must not be negative (0 means server.max_body_bytes)")
 	}
 	return positive(
 		durationKey{"LB_DISCOVERY_INTERVAL (lb.discovery_interval)", l.DiscoveryInterval},

@@ -36,7 +36,7 @@ const root = ".."
 // subcommands are the cmd/switchyard commands that start parts ("run" starts
 // them all). package main cannot be imported: keep this list in step with
 // cmd/switchyard/main.go and parts.go.
-var subcommands = []string{"run", "broker", "lb", "cache", "stream", "proxy"}
+var subcommands = []string{"run", "broker", "lb", "cache", "stream", "proxy", "jobs"}
 
 // wantServices are the compose services of the parts, by the names the
 // docs and clients use.
@@ -46,6 +46,7 @@ var wantServices = map[string]string{
 	"cache-coordinator": "cache",
 	"stream-processor":  "stream",
 	"proxy-worker":      "proxy",
+	"jobs-worker":       "jobs",
 }
 
 // ---------------------------------------------------------------------------

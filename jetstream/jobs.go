@@ -9,8 +9,8 @@ import (
 	"github.com/switchyard/switchyard/subjects"
 )
 
-// jobsAssets declares the durable jobs: the JOBS work queue and the job
-// records.
+// jobsAssets declares the durable jobs: the JOBS work queue, the job
+// records, and the object store of result bodies too large for a record.
 func jobsAssets(a Assets, _ *config.Config) Set {
 	// The server refuses a duplicate window longer than the stream's MaxAge.
 	jobsDup := 24 * time.Hour
@@ -35,7 +35,25 @@ func jobsAssets(a Assets, _ *config.Config) Set {
 			{Bucket: subjects.BucketJobs, Description: "Job records by job id", TTL: a.JobTTL,
 				Storage: natsjs.FileStorage, Replicas: a.Replicas, History: 1, MaxValueSize: a.MaxMsgSize},
 		},
+		ObjectStores: []natsjs.ObjectStoreConfig{{
+			Bucket:      subjects.ObjectStoreJobResults,
+			Description: "Job result bodies too large for their record, by <job id>-<stream seq>-<attempt>",
+			// It outlives the record that names it, which is written after it.
+			TTL:      resultsTTL(a.JobTTL),
+			MaxBytes: 4 << 30,
+			Storage:  natsjs.FileStorage,
+			Replicas: a.Replicas,
+		}},
 	}
+}
+
+// resultsTTL is the age at which a stored result body is removed: an hour
+// more than its record's TTL (0: kept until deleted, like the record).
+func resultsTTL(jobTTL time.Duration) time.Duration {
+	if jobTTL <= 0 {
+		return 0
+	}
+	return jobTTL + time.Hour
 }
 
 // JobsConsumer declares the durable pull consumer the job workers of one

@@ -3,7 +3,7 @@ package subjects
 // Entry names one item of the public contract: a subject pattern, a stream,
 // a bucket, a consumer, a queue group or a header.
 type Entry struct {
-	Kind    string // "subject", "queue", "stream", "bucket", "consumer", "header"
+	Kind    string // "subject", "queue", "stream", "bucket", "object store", "consumer", "header"
 	Pattern string // as written in subjects/README.md, e.g. "svc.<service>.<tokens>"
 }
 
@@ -48,6 +48,7 @@ func Catalog() []Entry {
 		{"bucket", BucketStreams},
 		{"bucket", BucketServices},
 		{"bucket", BucketCache},
+		{"object store", ObjectStoreJobResults},
 		{"header", HeaderMethod},
 		{"header", HeaderPath},
 		{"header", HeaderQuery},

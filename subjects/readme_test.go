@@ -18,6 +18,7 @@ var readmeSections = map[string]string{
 	"Queue groups":   "queue",
 	"Streams":        "stream",
 	"Buckets":        "bucket",
+	"Object stores":  "object store",
 	"Consumers":      "consumer",
 	"Headers":        "header",
 	"Micro services": "micro",
@@ -221,7 +222,7 @@ func TestReadmeCheckDetectsDrift(t *testing.T) {
 }
 
 func TestCatalog(t *testing.T) {
-	kinds := []string{"subject", "queue", "stream", "bucket", "consumer", "header", "micro"}
+	kinds := []string{"subject", "queue", "stream", "bucket", "object store", "consumer", "header", "micro"}
 	seen := map[string]bool{}
 	for _, e := range subjects.Catalog() {
 		if !slices.Contains(kinds, e.Kind) {

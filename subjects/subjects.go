@@ -47,6 +47,13 @@ const (
 	BucketCache = "cache"
 )
 
+// JetStream object stores.
+const (
+	// ObjectStoreJobResults holds the result bodies of durable jobs that are
+	// too large for their record in BucketJobs.
+	ObjectStoreJobResults = "job-results"
+)
+
 // Subjects served by the micro discovery protocol (see nats.go/micro).
 const (
 	// DiscoveryPing is answered by every micro service.
@@ -276,6 +283,22 @@ func JobsConsumer(service string) (string, error) {
 		return "", err
 	}
 	return "jobs-" + service, nil
+}
+
+// JobCall returns the service and the svc.<service>.<tokens> subject that
+// runs the durable job published on jobs.<service>.<tokens>. It returns
+// ErrInvalid for anything that is not a valid job subject.
+func JobCall(jobSubject string) (service, call string, err error) {
+	rest, ok := strings.CutPrefix(jobSubject, RootJobs+".")
+	if !ok {
+		return "", "", fmt.Errorf("%w: %q is not under %s.", ErrInvalid, jobSubject, RootJobs)
+	}
+	parts := strings.Split(rest, ".")
+	call, err = join(RootService, parts[0], parts[1:])
+	if err != nil {
+		return "", "", err
+	}
+	return parts[0], call, nil
 }
 
 // Cache returns cache.<op>.<namespace>, the subject of a cache operation.

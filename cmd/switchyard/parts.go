@@ -6,6 +6,7 @@ import (
 	"github.com/switchyard/switchyard/edge/lb"
 	"github.com/switchyard/switchyard/edge/stream"
 	"github.com/switchyard/switchyard/part"
+	"github.com/switchyard/switchyard/workers/jobs"
 	"github.com/switchyard/switchyard/workers/proxy"
 )
 
@@ -18,5 +19,6 @@ func parts() []part.Part {
 		cache.Part,
 		stream.Part,
 		proxy.Part,
+		jobs.Part,
 	}
 }

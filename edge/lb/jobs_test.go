@@ -15,21 +15,30 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/edge/lb"
+	"github.com/switchyard/switchyard/part"
 	"github.com/switchyard/switchyard/workers/jobs"
+	"github.com/switchyard/switchyard/workers/proxy"
 )
 
 type jobView struct {
-	ID       string `json:"id"`
-	Status   string `json:"status"`
-	Attempts int    `json:"attempts"`
-	Location string `json:"location"`
-	Error    string `json:"last_error"`
-	Response *struct {
-		Status int         `json:"status"`
-		Header http.Header `json:"headers"`
-		Body   []byte      `json:"body"`
+	ID        string `json:"id"`
+	Status    string `json:"status"`
+	Attempts  int    `json:"attempts"`
+	Location  string `json:"location"`
+	Error     string `json:"last_error"`
+	ErrorCode string `json:"error_code"`
+	Response  *struct {
+		Status   int         `json:"status"`
+		Header   http.Header `json:"headers"`
+		Body     []byte      `json:"body"`
+		BodySize int64       `json:"body_size"`
+		Object   string      `json:"object"`
 	} `json:"response"`
 }
+
+// withJobs are the parts of a deployment with HTTP upstreams: the edge,
+// the proxy workers and the job runners.
+var withJobs = []part.Part{lb.Part, proxy.Part, jobs.Part}
 
 func submit(t *testing.T, url string, body string, hdr ...string) (jobView, *http.Response) {
 	t.Helper()
@@ -62,7 +71,7 @@ func TestAsyncJobSubmitPollAndDedupe(t *testing.T) {
 	up, hits := echoUpstream(t, "one")
 	cfg := baseConfig(t)
 	cfg.Rust.AIServiceURL = up.URL
-	s := startSys(t, cfg)
+	s := startSys(t, cfg, withJobs...)
 
 	v, resp := submit(t, s.url+"/ai/generate?n=1", "prompt", "Idempotency-Key", "k-1")
 	if resp.StatusCode != 202 || v.ID == "" || resp.Header.Get("Location") != "/jobs/"+v.ID {
@@ -152,13 +161,13 @@ func TestAsyncJobFailsAfterMaxDeliver(t *testing.T) {
 	cfg := baseConfig(t)
 	cfg.Rust.AnalyticsServiceURL = deadURL
 	cfg.LB.JobMaxDeliver = 2
-	s := startSys(t, cfg)
+	s := startSys(t, cfg, withJobs...)
 	v, resp := submit(t, s.url+"/analytics/run", "{}")
 	if resp.StatusCode != 202 {
 		t.Fatalf("submit %d", resp.StatusCode)
 	}
 	failed := waitJob(t, s.url, v.ID, "failed")
-	if failed.Attempts != 2 || failed.Error == "" {
+	if failed.Attempts != 2 || failed.Error == "" || failed.ErrorCode != "attempts_exhausted" {
 		t.Fatalf("failed job %+v", failed)
 	}
 	r := do(t, "GET", s.url+"/jobs/"+v.ID+"/result", nil)
@@ -203,7 +212,7 @@ func TestAsyncJobFailsWhenRunnerDiesOnLastAttempt(t *testing.T) {
 	nc1.Close()
 	_ = r1.Shutdown(t.Context())
 	failed := waitJob(t, s.url, v.ID, "failed")
-	if failed.Error == "" || failed.Attempts != 1 {
+	if failed.Error == "" || failed.Attempts != 1 || failed.ErrorCode != "runner_lost" {
 		t.Fatalf("failed job: %+v", failed)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -56,6 +57,7 @@ type handler struct {
 	srv        *edge.Server
 	gate       *edge.Gate   // lb.edge_max_in_flight
 	bodies     *edge.Budget // lb.edge_max_body_memory
+	log        *slog.Logger
 }
 
 func build(s *edge.Server, d *part.Deps) ([]part.Component, error) {
@@ -73,6 +75,7 @@ func build(s *edge.Server, d *part.Deps) ([]part.Component, error) {
 		srv:        s,
 		gate:       edge.NewGate(d.Config.LB.EdgeMaxInFlight),
 		bodies:     edge.NewBudget(max(d.Config.LB.EdgeMaxBodyMemory, d.Config.Server.MaxBodyBytes)),
+		log:        d.Log,
 	}
 	for _, rs := range d.Config.ResolveServices() {
 		h.configured[rs.Name] = rs
@@ -315,7 +318,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"service", "kind"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "switchyard", Subsystem: "lb", Name: "jobs_submitted_total",
-			Help: "Async jobs submitted, by service and result (created, duplicate).",
+			Help: "Async job submits, by service and result (created, duplicate, revived, rejected, unconfirmed).",
 		}, []string{"service", "result"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "switchyard", Subsystem: "lb", Name: "rejected_total",

@@ -1,30 +1,34 @@
-// Package jobs holds the durable job record shared by the lb edge (which
-// submits jobs and reads them) and the job runners (which execute them).
-// Records live in the JetStream KV bucket "jobs", keyed by job id. A Store
-// is safe for concurrent use.
 package jobs
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
+	"strconv"
 	"time"
-
-	natsjs "github.com/nats-io/nats.go/jetstream"
-
-	"github.com/switchyard/switchyard/subjects"
 )
 
-// ErrNotFound is returned when no job has the id.
-var ErrNotFound = errors.New("job not found")
-
-// ErrExists is returned by Create when the id is taken.
-var ErrExists = errors.New("job exists")
+// Errors of the store. Match them with errors.Is.
+var (
+	// ErrNotFound is returned when no job has the id.
+	ErrNotFound = errors.New("job not found")
+	// ErrExists is returned by Create when the id is taken.
+	ErrExists = errors.New("job exists")
+	// ErrConflict is returned by Update and Delete when the record changed
+	// since it was read: a newer write won, re-read before deciding again.
+	ErrConflict = errors.New("job record changed since it was read")
+	// ErrBackwards is returned by Update for a move that is not forward
+	// (see CanMove), such as done -> running.
+	ErrBackwards = errors.New("job state cannot move backwards")
+	// ErrRecordTooLarge is returned by Create and Update when the encoded
+	// record is over the bucket's value limit; store the body with PutBody.
+	ErrRecordTooLarge = errors.New("job record over the bucket's value limit")
+	// ErrResultGone is returned by OpenBody when the stored body is missing
+	// (it expired or was removed).
+	ErrResultGone = errors.New("job result body is gone")
+)
 
 // Job states.
 const (
@@ -32,6 +36,19 @@ const (
 	StatusRunning = "running"
 	StatusDone    = "done"
 	StatusFailed  = "failed"
+)
+
+// Error codes of a failed job (Record.ErrorCode).
+const (
+	// CodeAttemptsExhausted: every attempt failed with a retryable error.
+	CodeAttemptsExhausted = "attempts_exhausted"
+	// CodeRunnerLost: the runner died during the last attempt.
+	CodeRunnerLost = "runner_lost"
+	// CodeResultTooLarge: the service's answer is over the result limit.
+	CodeResultTooLarge = "result_too_large"
+	// CodeSubmitFailed: the edge could not tell whether the job was queued,
+	// and the client was told so (503); the job does not run.
+	CodeSubmitFailed = "submit_failed"
 )
 
 // Record is one job.
@@ -45,14 +62,54 @@ type Record struct {
 	SubmittedAt time.Time `json:"submitted_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 	LastError   string    `json:"last_error,omitempty"`
-	Response    *Response `json:"response,omitempty"`
+	// ErrorCode says why a failed job failed (Code* constants).
+	ErrorCode string `json:"error_code,omitempty"`
+	// StreamSeq is the JOBS sequence of the message whose delivery runs
+	// (or last ran) the job; 0 until a runner takes it.
+	StreamSeq uint64    `json:"stream_seq,omitempty"`
+	Response  *Response `json:"response,omitempty"`
+
+	// Revision is the KV revision the record was read or written at; the
+	// next Update is a compare-and-set on it.
+	Revision uint64 `json:"-"`
+	// stored is Status at Revision.
+	stored string
 }
 
-// Response is the service's answer to a finished job. Body is base64 in JSON.
+// Response is the service's answer to a finished job. Body is base64 in
+// JSON; a body too large for the record is in the object store under
+// Object, and Body is empty.
 type Response struct {
-	Status int         `json:"status"`
-	Header http.Header `json:"headers"`
-	Body   []byte      `json:"body"`
+	Status   int         `json:"status"`
+	Header   http.Header `json:"headers"`
+	Body     []byte      `json:"body,omitempty"`
+	BodySize int64       `json:"body_size"`
+	// Object names the body in object store job-results when it is not inline.
+	Object string `json:"object,omitempty"`
+}
+
+// Final reports whether status is done or failed.
+func Final(status string) bool { return status == StatusDone || status == StatusFailed }
+
+// CanMove reports whether a record may go from status from to status to.
+// from "" is a new record, which starts queued.
+func CanMove(from, to string) bool {
+	switch from {
+	case "":
+		return to == StatusQueued
+	case StatusQueued:
+		return to == StatusRunning || to == StatusFailed
+	case StatusRunning:
+		return to == StatusRunning || to == StatusQueued || Final(to)
+	}
+	return false
+}
+
+// ObjectName is the object store name of the body of one attempt: unique
+// per job, stream sequence and delivery, so a late attempt never
+// overwrites the body a newer record names.
+func ObjectName(id string, seq uint64, attempt int) string {
+	return id + "-" + strconv.FormatUint(seq, 10) + "-" + strconv.Itoa(attempt)
 }
 
 var enc = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
@@ -83,62 +140,4 @@ func ValidID(id string) bool {
 		}
 	}
 	return true
-}
-
-// Store reads and writes job records.
-type Store struct{ kv natsjs.KeyValue }
-
-// Open binds the jobs bucket (declared by the jetstream package).
-func Open(ctx context.Context, js natsjs.JetStream) (*Store, error) {
-	kv, err := js.KeyValue(ctx, subjects.BucketJobs)
-	if err != nil {
-		return nil, fmt.Errorf("jobs bucket: %w", err)
-	}
-	return &Store{kv: kv}, nil
-}
-
-// Create stores a new record; ErrExists when the id is taken.
-func (s *Store) Create(ctx context.Context, r *Record) error {
-	b, _ := json.Marshal(r)
-	if _, err := s.kv.Create(ctx, r.ID, b); err != nil {
-		if errors.Is(err, natsjs.ErrKeyExists) {
-			return ErrExists
-		}
-		return fmt.Errorf("create job %s: %w", r.ID, err)
-	}
-	return nil
-}
-
-// Get reads a record; ErrNotFound when there is none.
-func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
-	e, err := s.kv.Get(ctx, id)
-	if err != nil {
-		if errors.Is(err, natsjs.ErrKeyNotFound) {
-			return nil, ErrNotFound
-		}
-		return nil, fmt.Errorf("get job %s: %w", id, err)
-	}
-	var r Record
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return nil, fmt.Errorf("decode job %s: %w", id, err)
-	}
-	return &r, nil
-}
-
-// Put overwrites a record.
-func (s *Store) Put(ctx context.Context, r *Record) error {
-	r.UpdatedAt = time.Now().UTC()
-	b, _ := json.Marshal(r)
-	if _, err := s.kv.Put(ctx, r.ID, b); err != nil {
-		return fmt.Errorf("put job %s: %w", r.ID, err)
-	}
-	return nil
-}
-
-// Delete removes a record.
-func (s *Store) Delete(ctx context.Context, id string) error {
-	if err := s.kv.Delete(ctx, id); err != nil {
-		return fmt.Errorf("delete job %s: %w", id, err)
-	}
-	return nil
 }

@@ -1,16 +1,14 @@
 package proxy
 
 import (
-	"context"
-
 	"github.com/switchyard/switchyard/part"
-	"github.com/switchyard/switchyard/workers/jobs"
 )
 
-// Part runs the proxy worker pool and the job runners of every configured service.
+// Part runs the proxy worker pool of every configured service (the job
+// runners are their own part, workers/jobs).
 var Part = part.Part{
 	Name: "proxy", Kind: part.KindWorkers,
-	Summary: "proxy worker pool: svc.<service>.> to HTTP upstreams, and durable job runners",
+	Summary: "proxy worker pool: svc.<service>.> to HTTP upstreams",
 	Build: func(d *part.Deps) ([]part.Component, error) {
 		cfg := d.Config
 		services := cfg.ResolveServices()
@@ -27,25 +25,9 @@ var Part = part.Part{
 		if err != nil {
 			return nil, err
 		}
-		names := make([]string, len(services))
-		for i, s := range services {
-			names[i] = s.Name
-		}
-		r, err := jobs.New(jobs.Options{
-			NC: d.NC, JS: d.JS, Services: names,
-			Timeout: cfg.LB.JobTimeout.D(), AckWait: cfg.LB.JobAckWait.D(), MaxDeliver: cfg.LB.JobMaxDeliver,
-			Registry: d.Registry, Log: d.Log,
-		})
-		if err != nil {
-			return nil, err
-		}
 		if err := w.Start(); err != nil {
 			return nil, err
 		}
-		if err := r.Start(context.Background()); err != nil {
-			_ = w.Shutdown(context.Background())
-			return nil, err
-		}
-		return []part.Component{w, r}, nil
+		return []part.Component{w}, nil
 	},
 }
