@@ -312,6 +312,42 @@ func Cache(op, namespace string) (string, error) {
 	return RootCache + "." + op + "." + namespace, nil
 }
 
+// Cache operations, the <op> of cache.<op>.<namespace>. The cache micro
+// service (CacheServiceName) serves get, set, delete, batch and stats in
+// queue group CacheQueue; inval carries invalidations between processes.
+const (
+	CacheOpGet        = "get"
+	CacheOpSet        = "set"
+	CacheOpDelete     = "delete"
+	CacheOpBatch      = "batch"
+	CacheOpStats      = "stats"
+	CacheOpInvalidate = "inval"
+	// CacheServiceName is the micro service every cache coordinator registers.
+	CacheServiceName = "cache"
+	// CacheQueue is the queue group of the cache operations.
+	CacheQueue = "cache"
+)
+
+// Cache headers.
+const (
+	// HeaderCacheKey carries the key of a cache.get/set/delete request.
+	HeaderCacheKey = "Switchyard-Cache-Key"
+	// HeaderCacheTTL is the TTL in seconds of a cache.set request.
+	HeaderCacheTTL = "Switchyard-Cache-Ttl"
+	// HeaderCacheTier says which tier answered a cache.get: HIT-LOCAL or HIT-SHARED.
+	HeaderCacheTier = "Switchyard-Cache"
+	// HeaderCacheOrigin names the process that sent an invalidation.
+	HeaderCacheOrigin = "Switchyard-Cache-Origin"
+)
+
+// CacheAll returns cache.<op>.*, the subject of one operation in every namespace.
+func CacheAll(op string) (string, error) {
+	if err := ValidName(op); err != nil {
+		return "", err
+	}
+	return RootCache + "." + op + ".*", nil
+}
+
 // StreamIn returns stream.<id>.in, the subject of chunks sent into stream id.
 func StreamIn(id string) (string, error) {
 	if err := ValidName(id); err != nil {

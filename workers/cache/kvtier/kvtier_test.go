@@ -9,6 +9,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
+	"github.com/switchyard/switchyard/jetstream"
 	"github.com/switchyard/switchyard/jetstream/jstest"
 	"github.com/switchyard/switchyard/workers/cache/kvtier"
 	"github.com/switchyard/switchyard/workers/cache/tier"
@@ -26,7 +27,7 @@ func newTier(t *testing.T, srv *jstest.Server, maxBytes int64) *kvtier.Tier {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := js.CreateOrUpdateStream(ctx, bucketConfig(maxBytes)); err != nil {
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.CacheBucket(1, maxBytes, 9<<20)); err != nil {
 		t.Fatal(err)
 	}
 	tr, err := kvtier.New(ctx, kvtier.Options{NC: nc, JS: js, Bucket: "cache"})
@@ -87,15 +88,5 @@ func TestUnavailableWhenServerDown(t *testing.T) {
 	}
 	if err := tr.Ping(ctx); !errors.Is(err, tier.ErrUnavailable) {
 		t.Fatalf("ping with the server down: %v", err)
-	}
-}
-
-func bucketConfig(maxBytes int64) natsjs.StreamConfig {
-	return natsjs.StreamConfig{
-		Name: "KV_cache", Subjects: []string{"$KV.cache.>"},
-		MaxMsgsPerSubject: 1, MaxBytes: maxBytes, MaxMsgs: -1, MaxConsumers: -1,
-		Storage: natsjs.FileStorage, Replicas: 1, AllowRollup: true, DenyDelete: true,
-		AllowDirect: true, Discard: natsjs.DiscardOld, Duplicates: 2 * time.Minute,
-		AllowMsgTTL: true, SubjectDeleteMarkerTTL: time.Minute,
 	}
 }
