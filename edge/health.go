@@ -19,6 +19,7 @@ type Check func(ctx context.Context) error
 type Checks struct {
 	mu     sync.RWMutex
 	checks map[string]Check
+	parent *Checks // With: the set this one extends
 }
 
 // NewChecks returns an empty set.
@@ -38,16 +39,28 @@ func (c *Checks) Remove(name string) {
 	delete(c.checks, name)
 }
 
+// With returns a set that runs c's checks (as they are when it runs) plus
+// a check of its own: one edge's readiness that other edges do not share.
+func (c *Checks) With(name string, fn Check) *Checks {
+	return &Checks{checks: map[string]Check{name: fn}, parent: c}
+}
+
 // Run runs every check and returns each result by name, sorted.
 func (c *Checks) Run(ctx context.Context) ([]string, map[string]error) {
-	c.mu.RLock()
-	names := make([]string, 0, len(c.checks))
-	fns := make(map[string]Check, len(c.checks))
-	for n, fn := range c.checks {
-		names = append(names, n)
-		fns[n] = fn
+	fns := map[string]Check{}
+	for s := c; s != nil; s = s.parent {
+		s.mu.RLock()
+		for n, fn := range s.checks {
+			if _, ok := fns[n]; !ok {
+				fns[n] = fn
+			}
+		}
+		s.mu.RUnlock()
 	}
-	c.mu.RUnlock()
+	names := make([]string, 0, len(fns))
+	for n := range fns {
+		names = append(names, n)
+	}
 	sort.Strings(names)
 	out := make(map[string]error, len(names))
 	for _, n := range names {

@@ -274,6 +274,7 @@ func TestCatalogMatchesBuilders(t *testing.T) {
 		"broker.undelivered.<node>.<path>":         must(subjects.BrokerUndelivered("nd1", "p1")),
 		"broker.svc.<service>":                     must(subjects.BrokerQueue("s1")),
 		"broker-<service>":                         must(subjects.BrokerConsumer("s1")),
+		"cache.inval.<namespace>":                  must(subjects.Cache(subjects.CacheOpInvalidate, "n1")),
 	}
 	for _, e := range subjects.Catalog() {
 		if !strings.Contains(e.Pattern, "<") {

@@ -322,10 +322,11 @@ const (
 	CacheOpBatch      = "batch"
 	CacheOpStats      = "stats"
 	CacheOpInvalidate = "inval"
-	// CacheServiceName is the micro service every cache coordinator registers.
-	CacheServiceName = "cache"
+	// CacheServiceName is the micro service every cache coordinator registers
+	// (named like switchyard-proxy; "cache" is the bucket's name).
+	CacheServiceName = "switchyard-cache"
 	// CacheQueue is the queue group of the cache operations.
-	CacheQueue = "cache"
+	CacheQueue = "cache-workers"
 )
 
 // Cache headers.
