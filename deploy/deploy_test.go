@@ -28,6 +28,7 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/edge"
+	wcache "github.com/switchyard/switchyard/workers/cache"
 )
 
 // root is the repository root, relative to this package's directory.
@@ -535,6 +536,7 @@ func TestConfigExample(t *testing.T) {
 	}
 	got, want := *cfg, *config.Default()
 	got.Services, want.Services = nil, nil
+	got.Cache.Namespaces, want.Cache.Namespaces = nil, nil // the example shows two
 	for _, diff := range diffFields("", reflect.ValueOf(got), reflect.ValueOf(want)) {
 		t.Errorf("config.example.yaml: %s (the example shows every default)", diff)
 	}
@@ -1467,6 +1469,7 @@ func registeredMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	r := &descRecorder{names: map[string]bool{}}
 	edge.NewMetrics(r)
+	wcache.NewMetrics(r, nil)
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if len(r.names) == 0 {
 		t.Fatal("no metric registered")
