@@ -21,7 +21,7 @@ JOBS_WORKER_PORT ?= 8086
 setup:
 	@echo "==> downloading Go modules (the first time takes a minute)"
 	$(GO) mod download
-	@bash scripts/test-deps.sh
+	@bash scripts/test-deps.sh redis-server
 
 ## build: build bin/switchyard
 build:
@@ -62,7 +62,7 @@ run-jobs-worker: build
 
 ## test: every test, with the race detector, against real servers
 test:
-	@bash scripts/test-deps.sh
+	@bash scripts/test-deps.sh redis-server
 	$(GO) test -race -count=1 -timeout 9m ./...
 
 ## test-short: tests without the race detector, short mode
