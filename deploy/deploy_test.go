@@ -28,6 +28,8 @@ import (
 
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/edge"
+	"github.com/switchyard/switchyard/edge/broker"
+	"github.com/switchyard/switchyard/edge/ws"
 	wcache "github.com/switchyard/switchyard/workers/cache"
 )
 
@@ -1469,6 +1471,8 @@ func registeredMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	r := &descRecorder{names: map[string]bool{}}
 	edge.NewMetrics(r)
+	broker.RegisterMetrics(r)
+	ws.NewMetrics(r, "broker")
 	wcache.NewMetrics(r, nil)
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if len(r.names) == 0 {
