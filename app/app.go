@@ -312,12 +312,8 @@ func natsHost(cfg *config.Config) string {
 // logNATS logs the connection, how it authenticated, and the settings
 // that are labels only.
 func logNATS(log *slog.Logger, cfg *config.Config, nc *nats.Conn) {
-	auth := jetstream.AuthMode(&cfg.NATS)
-	if cfg.NATS.URL == "" {
-		auth = "embedded"
-	}
 	log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "client_name", cfg.ClientName(),
-		"auth", auth, "tls", nc.TLSRequired() || cfg.NATS.TLSCA != "", "max_reconnects", cfg.NATS.MaxReconnects,
+		"auth", jetstream.AuthMode(&cfg.NATS), "tls", nc.TLSRequired() || cfg.NATS.TLSCA != "", "max_reconnects", cfg.NATS.MaxReconnects,
 		"cluster_id", cfg.NATS.ClusterID)
 	if tp := cfg.Server.TrustedProxies; len(tp) > 0 {
 		log.Warn("trusted proxies set: the edges pass on X-Forwarded-* and Forwarded headers from these peers",

@@ -1,6 +1,7 @@
 // Package edge is the shared plumbing of Switchyard's four HTTP/WebSocket
 // edges: an echo server with request ids, a structured access log, panic
-// recovery, body limits, server timeouts, one JSON error shape (404 and 405
+// recovery, forwarding headers (X-Forwarded-*, X-Real-Ip, Forwarded)
+// removed unless the peer is a trusted proxy, body limits, server timeouts, one JSON error shape (404 and 405
 // included), Prometheus HTTP metrics, /health and /metrics.
 //
 // An edge package (edge/lb, edge/broker, ...) calls New with a bound

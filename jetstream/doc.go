@@ -1,7 +1,9 @@
 // Package jetstream owns Switchyard's JetStream footprint and its NATS
-// server: the embedded nats-server (StartEmbedded), the NATS connection
-// options every part uses (Connect: reconnect forever, log each disconnect
-// and reconnect), and the declaration of every stream, consumer and
+// server: the embedded nats-server (StartEmbedded: loopback unless told
+// otherwise, and never beyond loopback without credentials), the NATS
+// connection options every part uses (Connect: reconnect forever, log each
+// disconnect and reconnect; ClientOptions: credentials of every form
+// nats.go supports, and the reconnect limit), and the declaration of every stream, consumer and
 // key-value bucket (Assets, Ensure, JobsConsumer).
 //
 // Declarations are created or updated idempotently at every start, so any
