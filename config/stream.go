@@ -18,6 +18,10 @@ type Stream struct {
 	VisionBufferBytes     int64 `yaml:"vision_buffer_bytes" env:"STREAM_VISION_BUFFER_BYTES"`
 	AudioBufferBytes      int64 `yaml:"audio_buffer_bytes" env:"STREAM_AUDIO_BUFFER_BYTES"`
 	ParametersBufferBytes int64 `yaml:"parameters_buffer_bytes" env:"STREAM_PARAMETERS_BUFFER_BYTES"`
+	// SlowAfter is how long a subscriber's queue may stay too full for the
+	// next chunk before the subscriber is closed with 4008 "slow". Until
+	// then the subscriber simply reads from JetStream later.
+	SlowAfter Duration `yaml:"slow_after" env:"STREAM_SLOW_AFTER"`
 	// SubscriberWindow is how many chunks one subscriber pulls from
 	// JetStream ahead of its WebSocket queue.
 	SubscriberWindow int `yaml:"subscriber_window" env:"STREAM_SUBSCRIBER_WINDOW"`
@@ -56,6 +60,7 @@ func (x *Stream) defaults() {
 		VisionBufferBytes:      32 << 20,
 		AudioBufferBytes:       16 << 20,
 		ParametersBufferBytes:  16 << 20,
+		SlowAfter:              Duration(2 * time.Second),
 		SubscriberWindow:       64,
 		Concurrency:            1,
 		Workers:                64,
@@ -118,7 +123,8 @@ func (x *Stream) validate() error {
 		return invalid("STREAM_RETENTION_MAX_AGE (stream.retention_max_age)", x.RetentionMaxAge,
 			"must be at least 1s and at most stream.retention_max_age_limit")
 	}
-	return positive(durationKey{"STREAM_PROCESS_TIMEOUT (stream.process_timeout)", x.ProcessTimeout})
+	return positive(durationKey{"STREAM_PROCESS_TIMEOUT (stream.process_timeout)", x.ProcessTimeout},
+		durationKey{"STREAM_SLOW_AFTER (stream.slow_after)", x.SlowAfter})
 }
 
 // MaxPayloadBytes is the largest NATS message the process needs: the
