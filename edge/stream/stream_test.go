@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/switchyard/switchyard/config"
 )
 
 func pngChunk(t testing.TB) []byte {
@@ -266,4 +264,32 @@ func TestList(t *testing.T) {
 	}
 }
 
-var _ = config.Duration(0)
+// A stream whose retention bytes are used refuses chunks with 507 rather
+// than dropping stored ones.
+func TestFullStream507(t *testing.T) {
+	s := start(t, testConfig(t))
+	id := s.create(t, `{"type":"audio","codec":"pcm_s16le","sample_rate":8000,"channels":1,"retention":{"max_bytes":4096}}`)
+	var first uint64
+	var st int
+	var b []byte
+	for i := 0; i < 20; i++ {
+		var seq uint64
+		st, seq, b = s.post(t, id, make([]byte, 1024))
+		if st != http.StatusAccepted {
+			break
+		}
+		if first == 0 {
+			first = seq
+		}
+	}
+	if st != http.StatusInsufficientStorage || errCode(t, b) != "insufficient_storage" {
+		t.Fatalf("full stream: %d %s, want 507", st, b)
+	}
+	// The first chunk is still there.
+	if f := s.subscribe(t, id, "from=start").mustNext(); f.seq != first {
+		t.Fatalf("first stored chunk is %d, want %d", f.seq, first)
+	}
+	if s.metric(t, "switchyard_stream_rejected_chunks_total", `reason="full"`) != 1 {
+		t.Error("507 not counted")
+	}
+}
