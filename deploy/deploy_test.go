@@ -30,6 +30,7 @@ import (
 	"github.com/switchyard/switchyard/edge"
 	"github.com/switchyard/switchyard/edge/broker"
 	"github.com/switchyard/switchyard/edge/ws"
+	"github.com/switchyard/switchyard/internal/streams"
 	wcache "github.com/switchyard/switchyard/workers/cache"
 )
 
@@ -1474,6 +1475,8 @@ func registeredMetrics(t *testing.T) map[string]bool {
 	broker.RegisterMetrics(r)
 	ws.NewMetrics(r, "broker")
 	wcache.NewMetrics(r, nil)
+	streams.NewMetrics(r)
+	ws.NewMetrics(r, "stream")
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if len(r.names) == 0 {
 		t.Fatal("no metric registered")
