@@ -32,6 +32,7 @@ import (
 	"github.com/switchyard/switchyard/edge/ws"
 	"github.com/switchyard/switchyard/internal/streams"
 	wcache "github.com/switchyard/switchyard/workers/cache"
+	wjobs "github.com/switchyard/switchyard/workers/jobs"
 )
 
 // root is the repository root, relative to this package's directory.
@@ -1473,6 +1474,7 @@ func registeredMetrics(t *testing.T) map[string]bool {
 	r := &descRecorder{names: map[string]bool{}}
 	edge.NewMetrics(r)
 	broker.RegisterMetrics(r)
+	wjobs.RegisterMetrics(r)
 	ws.NewMetrics(r, "broker")
 	wcache.NewMetrics(r, nil)
 	streams.NewMetrics(r)

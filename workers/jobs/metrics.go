@@ -59,3 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.outcomes, m.duration, m.running, m.conflicts, m.recordErrors, m.results, m.heartbeats)
 	return m
 }
+
+// RegisterMetrics registers the job runners' metrics on reg (for tools and
+// tests that list what a process exports; a Runner registers its own).
+func RegisterMetrics(reg prometheus.Registerer) { newMetrics(reg) }
