@@ -2,7 +2,9 @@
 
 # Switchyard: one static binary, every edge and worker pool as a subcommand.
 #   docker build --build-arg VERSION=$(git describe --always) -t switchyard .
-#   docker run --rm -p 8081-8084:8081-8084 -p 4222:4222 switchyard          # run: everything, embedded NATS
+#   docker run --rm -p 8081-8084:8081-8084 switchyard          # run: everything, embedded NATS (container-local)
+#   docker run --rm -p 8081-8084:8081-8084 -p 4222:4222 -e NATS_HOST=0.0.0.0 \
+#     -e NATS_USER=switchyard -e NATS_PASSWORD=... switchyard    # the embedded NATS reachable, with credentials
 #   docker run --rm -e NATS_URL=nats://nats:4222 -p 8082:8082 switchyard lb
 # deploy/deploy_test.go keeps this file in step with the code.
 
