@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +57,9 @@ func (s *Store) ValueLimit() int { return s.limit }
 
 // Fits reports whether r, encoded, is within ValueLimit.
 func (s *Store) Fits(r *Record) bool {
+	if r.Response != nil && base64.StdEncoding.EncodedLen(len(r.Response.Body)) > s.limit {
+		return false // no need to encode it to know
+	}
 	b, err := json.Marshal(r)
 	return err == nil && len(b) <= s.limit
 }
