@@ -47,6 +47,13 @@ type node struct {
 func startNATS(t *testing.T) *jstest.Server {
 	t.Helper()
 	ns := jstest.Start(t)
+	ensureAssets(t, ns)
+	return ns
+}
+
+// ensureAssets declares the JetStream assets on ns.
+func ensureAssets(t *testing.T, ns *jstest.Server) {
+	t.Helper()
 	nc := ns.Conn(t)
 	js, err := natsjs.New(nc)
 	if err != nil {
@@ -57,7 +64,6 @@ func startNATS(t *testing.T) *jstest.Server {
 	if err := jetstream.Ensure(ctx, js, jetstream.Assets{Replicas: 1, MaxMsgSize: 1 << 20}); err != nil {
 		t.Fatal(err)
 	}
-	return ns
 }
 
 // testWriter logs to the test and keeps the lines for logged.
