@@ -26,7 +26,7 @@ type env struct {
 	ns    *jstest.Server
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ns := jstest.Start(t)
 	nc := ns.Conn(t)
@@ -47,7 +47,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // submit does what the lb edge does: record, then publish.
-func (e *env) submit(t *testing.T, service, token string) string {
+func (e *env) submit(t testing.TB, service, token string) string {
 	t.Helper()
 	id := ijobs.NewID()
 	if err := e.store.Create(t.Context(), &ijobs.Record{ID: id, Service: service, Method: "POST", Path: "/" + token,
@@ -67,7 +67,7 @@ func (e *env) submit(t *testing.T, service, token string) string {
 	return id
 }
 
-func (e *env) runner(t *testing.T, o jobs.Options) *jobs.Runner {
+func (e *env) runner(t testing.TB, o jobs.Options) *jobs.Runner {
 	t.Helper()
 	nc := e.ns.Conn(t)
 	js, _ := natsjs.New(nc)
@@ -100,7 +100,7 @@ func (e *env) waitStatus(t *testing.T, id, want string) *ijobs.Record {
 	}
 }
 
-func consumerInfo(t *testing.T, js natsjs.JetStream, service string) *natsjs.ConsumerInfo {
+func consumerInfo(t testing.TB, js natsjs.JetStream, service string) *natsjs.ConsumerInfo {
 	t.Helper()
 	name, _ := subjects.JobsConsumer(service)
 	c, err := js.Consumer(t.Context(), subjects.StreamJobs, name)
