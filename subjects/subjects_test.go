@@ -408,3 +408,50 @@ func ExamplePathTokens() {
 	// [_]
 	// [a_b _ _]
 }
+
+func TestServiceOf(t *testing.T) {
+	cases := []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"svc.vision.>", "vision", true},
+		{"svc.vision", "vision", true},
+		{"svc.ai.embed.v2", "ai", true},
+		{"svc.Vision.>", "", false},
+		{"svc.", "", false},
+		{"svc", "", false},
+		{"jobs.vision.>", "", false},
+		{"svcx.vision.>", "", false},
+		{"", "", false},
+	}
+	for _, c := range cases {
+		got, ok := subjects.ServiceOf(c.in)
+		if got != c.want || ok != c.ok {
+			t.Errorf("ServiceOf(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func FuzzServiceOf(f *testing.F) {
+	f.Add("svc.vision.>")
+	f.Add("svc.a")
+	f.Add("svc..x")
+	f.Fuzz(func(t *testing.T, s string) {
+		name, ok := subjects.ServiceOf(s)
+		if !ok {
+			if name != "" {
+				t.Fatalf("ServiceOf(%q) = %q with ok false", s, name)
+			}
+			return
+		}
+		if subjects.ValidName(name) != nil {
+			t.Fatalf("ServiceOf(%q) = %q, not a valid name", s, name)
+		}
+		// What ServiceOf parses, the builders build.
+		all, err := subjects.ServiceAll(name)
+		if err != nil || !strings.HasPrefix(all, "svc."+name+".") {
+			t.Fatalf("ServiceAll(%q) = %q, %v", name, all, err)
+		}
+	})
+}

@@ -13,16 +13,6 @@ import (
 	"github.com/switchyard/switchyard/subjects"
 )
 
-// Instance is one micro service instance found on NATS.
-type Instance struct {
-	Name        string                `json:"name"`
-	ID          string                `json:"id"`
-	Version     string                `json:"version"`
-	Description string                `json:"description,omitempty"`
-	Endpoints   []micro.EndpointInfo  `json:"-"`
-	Stats       []micro.EndpointStats `json:"endpoints"`
-}
-
 // discovery asks NATS which micro services run ($SRV.INFO) every interval,
 // and on demand for their statistics ($SRV.STATS). It holds only a cache.
 type discovery struct {

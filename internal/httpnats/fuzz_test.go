@@ -15,6 +15,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add("Switchyard-Method", "post", "switchyard-path", "/a/b", "X-A", "1", []byte("body"))
 	f.Add("switchyard-path", "relative", "Connection", "close", "nats-msg-id", "x", []byte(nil))
 	f.Add("Switchyard-Query", "a=1&b", "Switchyard-Method", "", "", "", []byte{0xff})
+	f.Add("Switchyard-Deadline", "-5", "switchyard-deadline", "1764262800123", "Switchyard-Deadline", "x", []byte(nil))
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string, body []byte) {
 		m := &nats.Msg{Header: nats.Header{}, Data: body}
 		m.Header[k1] = append(m.Header[k1], v1)

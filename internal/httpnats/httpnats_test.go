@@ -400,3 +400,21 @@ func TestWriteResponseHTTP(t *testing.T) {
 		}
 	}
 }
+
+func TestDeadlineRoundTrip(t *testing.T) {
+	m := httpnats.NewRequestMsg("svc.a.b", "GET", "/b", "", http.Header{}, nil)
+	d := time.UnixMilli(time.Now().Add(3 * time.Second).UnixMilli())
+	httpnats.SetDeadline(m, d)
+	if got := httpnats.DecodeRequest(m).Deadline; !got.Equal(d) {
+		t.Fatalf("deadline %v, want %v", got, d)
+	}
+	if _, ok := httpnats.DecodeRequest(m).Header[subjects.HeaderDeadline]; ok {
+		t.Fatal("the deadline header passed through as an HTTP header")
+	}
+	for _, bad := range []string{"", "soon", "-1", "0"} {
+		m.Header.Set(subjects.HeaderDeadline, bad)
+		if got := httpnats.DecodeRequest(m).Deadline; !got.IsZero() {
+			t.Errorf("deadline %q decoded as %v, want none", bad, got)
+		}
+	}
+}

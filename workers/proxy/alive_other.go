@@ -4,6 +4,10 @@ package proxy
 
 import "net"
 
-// alive cannot peek here: an idle connection is assumed open, and one the
+// peeker cannot peek here: an idle connection is assumed open, and one the
 // upstream closed shows as a failure before any response byte.
-func alive(net.Conn) bool { return true }
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return &peeker{} }
+
+func (*peeker) alive() bool { return true }

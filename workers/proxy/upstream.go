@@ -65,7 +65,7 @@ type connPool struct {
 }
 
 type pconn struct {
-	raw     net.Conn // the TCP connection, for the liveness peek
+	peek    *peeker  // on the TCP connection: is it still open?
 	c       net.Conn // what the request is written to (TLS or raw)
 	cw      countingWriter
 	br      *bufio.Reader
@@ -132,7 +132,7 @@ func (p *connPool) get(ctx context.Context, deadline time.Time) (pc *pconn, reus
 				return nil, false, context.Cause(ctx)
 			}
 		}
-		if time.Since(pc.lastUse) < p.idleTimeout && alive(pc.raw) {
+		if time.Since(pc.lastUse) < p.idleTimeout && pc.peek.alive() {
 			return pc, true, nil
 		}
 		p.discard(pc)
@@ -154,7 +154,7 @@ func (p *connPool) dial(ctx context.Context, deadline time.Time) (*pconn, error)
 		}
 		c = tc
 	}
-	pc := &pconn{raw: raw, c: c, br: bufio.NewReaderSize(c, 16<<10)}
+	pc := &pconn{peek: newPeeker(raw), c: c, br: bufio.NewReaderSize(c, 16<<10)}
 	pc.cw.c = c
 	pc.bw = bufio.NewWriterSize(&pc.cw, 16<<10)
 	return pc, nil

@@ -230,7 +230,7 @@ func TestPoolSkipsClosedIdleConnectionBeforeWriting(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		pc := <-p.idle
-		open := alive(pc.raw)
+		open := pc.peek.alive()
 		p.idle <- pc
 		if !open {
 			break
