@@ -5,6 +5,13 @@
 // any NATS client that joins the queue group. A request with
 // "Prefer: respond-async" becomes a durable job on stream JOBS instead.
 //
+// The request carries the instant the edge stops waiting
+// (Switchyard-Deadline), so workers drop what expired and stop at it.
+// The edge bounds its own in-flight requests (lb.edge_max_in_flight) and
+// the bytes of bodies it holds (lb.edge_max_body_memory): beyond, 503
+// overloaded with Retry-After. At the shutdown deadline, requests still
+// waiting are answered 503 shutting_down.
+//
 // Errors: unknown service 404; no worker (NATS no-responders) or no healthy
 // upstream 503 with Retry-After, at once; past rust.request_timeout 504;
 // bodies over the limit 413. The edge holds no state but a cache of the
