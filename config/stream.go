@@ -23,7 +23,8 @@ type Stream struct {
 	// then the subscriber simply reads from JetStream later.
 	SlowAfter Duration `yaml:"slow_after" env:"STREAM_SLOW_AFTER"`
 	// SubscriberWindow is how many chunks one subscriber pulls from
-	// JetStream ahead of its WebSocket queue.
+	// JetStream ahead of its WebSocket queue; the pull is also bounded by
+	// the subscriber's buffer bytes.
 	SubscriberWindow int `yaml:"subscriber_window" env:"STREAM_SUBSCRIBER_WINDOW"`
 	// Concurrency is how many chunks of one stream a process hands to the
 	// stream's processing service at once; 1 keeps results in chunk order.
@@ -61,7 +62,7 @@ func (x *Stream) defaults() {
 		AudioBufferBytes:       16 << 20,
 		ParametersBufferBytes:  16 << 20,
 		SlowAfter:              Duration(2 * time.Second),
-		SubscriberWindow:       64,
+		SubscriberWindow:       256,
 		Concurrency:            1,
 		Workers:                64,
 		BacklogLimit:           256,

@@ -160,7 +160,9 @@ func (h *Handler) pump(s *subscriber, cons natsjs.Consumer) {
 		h.o.Metrics.Subscribers.WithLabelValues(string(s.typ)).Dec()
 		<-s.conn.Done()
 	}()
-	it, err := cons.Messages(natsjs.PullMaxMessages(h.o.Config.SubscriberWindow))
+	// The window is bounded in chunks and in bytes (the subscriber's queue
+	// bound, which holds at least one chunk).
+	it, err := cons.Messages(natsjs.PullMaxMessagesWithBytesLimit(h.o.Config.SubscriberWindow, h.queueBytes(s.typ)))
 	if err != nil {
 		s.conn.Close(ws.CloseInternal, "subscription failed")
 		return
@@ -178,6 +180,8 @@ func (h *Handler) pump(s *subscriber, cons natsjs.Consumer) {
 	}()
 	defer func() { close(stopped); wg.Wait() }()
 	typ := string(s.typ)
+	framesOut := h.o.Metrics.FramesOut.WithLabelValues(typ, s.channel)
+	bytesOut := h.o.Metrics.BytesOut.WithLabelValues(typ, s.channel)
 	for {
 		m, err := it.Next()
 		if err != nil {
@@ -210,8 +214,8 @@ func (h *Handler) pump(s *subscriber, cons natsjs.Consumer) {
 			}
 			return
 		}
-		h.o.Metrics.FramesOut.WithLabelValues(typ, s.channel).Inc()
-		h.o.Metrics.BytesOut.WithLabelValues(typ, s.channel).Add(float64(len(data)))
+		framesOut.Inc()
+		bytesOut.Add(float64(len(data)))
 	}
 }
 
