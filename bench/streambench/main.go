@@ -406,4 +406,3 @@ func gorillaBroadcast(n int) (float64, error) {
 	bwg.Wait()
 	return r, err
 }
-

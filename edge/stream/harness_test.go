@@ -181,6 +181,10 @@ func errCode(t testing.TB, b []byte) string {
 func (s *sys) metric(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
 	_, b := s.do(t, http.MethodGet, "/metrics", nil)
+	return sumMetric(b, name, labels...)
+}
+
+func sumMetric(b []byte, name string, labels ...string) float64 {
 	var sum float64
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 1<<20)
@@ -202,6 +206,17 @@ func (s *sys) metric(t testing.TB, name string, labels ...string) float64 {
 		sum += v
 	}
 	return sum
+}
+
+// metricNoFail is metric for goroutines other than the test's: 0 on error.
+func (s *sys) metricNoFail(name string, labels ...string) float64 {
+	resp, err := s.http.Get(s.url + "/metrics")
+	if err != nil {
+		return 0
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return sumMetric(b, name, labels...)
 }
 
 // eventually polls cond until it holds or the deadline passes.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func pngChunk(t testing.TB) []byte {
@@ -255,8 +256,10 @@ func TestList(t *testing.T) {
 		t.Fatalf("GET /streams: %s", body)
 	}
 	got := list.Streams[0]
+	created, err1 := time.Parse(time.RFC3339Nano, got.Created)
+	last, err2 := time.Parse(time.RFC3339Nano, got.LastActivity)
 	if got.ID != a || got.Type != "parameters" || got.Chunks != 3 || got.Bytes == 0 || got.Subscribers != 1 ||
-		got.Created == "" || got.LastActivity < got.Created {
+		err1 != nil || err2 != nil || last.Before(created) {
 		t.Errorf("stream a listed as %+v", got)
 	}
 	if list.Streams[1].ID != b || list.Streams[1].Chunks != 0 {

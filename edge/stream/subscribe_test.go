@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -124,6 +125,35 @@ func TestSlowSubscriberBesideHealthy(t *testing.T) {
 		}
 		got <- nil
 	}()
+	// The stalled client starts reading once it has been closed as slow:
+	// it gets what reached its socket, then the close frame.
+	type end struct {
+		last uint64
+		code int
+	}
+	stalledEnd := make(chan end, 1)
+	go func() {
+		deadline := time.Now().Add(wait)
+		for s.metricNoFail("switchyard_stream_slow_disconnects_total", `type="audio"`) < 1 {
+			if time.Now().After(deadline) {
+				stalledEnd <- end{}
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		var e end
+		for {
+			f, err := stalled.next()
+			if err != nil {
+				if ce, ok := err.(*websocket.CloseError); ok {
+					e.code = ce.Code
+				}
+				break
+			}
+			e.last = f.seq
+		}
+		stalledEnd <- e
+	}()
 	var seqs []uint64
 	chunk := make([]byte, 16<<10)
 	for i := 0; i < n; i++ {
@@ -134,25 +164,11 @@ func TestSlowSubscriberBesideHealthy(t *testing.T) {
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "slow disconnect counted", func() bool {
-		return s.metric(t, "switchyard_stream_slow_disconnects_total", `type="audio"`) >= 1
-	})
-	// The stalled client now reads what reached it, then the close.
-	var last uint64
-	var code int
-	for {
-		f, err := stalled.next()
-		if err != nil {
-			if ce, ok := err.(*websocket.CloseError); ok {
-				code = ce.Code
-			}
-			break
-		}
-		last = f.seq
+	e := <-stalledEnd
+	if e.code != 4008 {
+		t.Fatalf("stalled subscriber closed with %d, want 4008", e.code)
 	}
-	if code != 4008 {
-		t.Fatalf("stalled subscriber closed with %d, want 4008", code)
-	}
+	last := e.last
 	from := seqs[0]
 	if last != 0 {
 		from = last + 1
