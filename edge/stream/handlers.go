@@ -184,6 +184,11 @@ func (h *Handler) chunk(c echo.Context) error {
 				"stream %s has %d chunks waiting for processing (limit %d)", id, n, h.o.Config.BacklogLimit).WithRetry(time.Second))
 		}
 	}
+	if h.o.NC != nil && !h.o.NC.IsConnected() {
+		// Fail fast: a publish now would wait in the reconnect buffer.
+		return reject(typ, streams.RejectStore, apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable,
+			"not connected to NATS").WithRetry(time.Second))
+	}
 	in, _ := subjects.StreamIn(id)
 	m := nats.NewMsg(in)
 	if ct == "" {
@@ -194,7 +199,9 @@ func (h *Handler) chunk(c echo.Context) error {
 		m.Header.Set(subjects.HeaderMsgID, chunkID)
 	}
 	m.Data = body
-	ack, err := h.o.JS.PublishMsg(req.Context(), m, natsjs.WithExpectStream(jetstreamName(id)))
+	pctx, cancel := context.WithTimeout(req.Context(), publishTimeout)
+	defer cancel()
+	ack, err := h.o.JS.PublishMsg(pctx, m, natsjs.WithExpectStream(jetstreamName(id)))
 	if err != nil {
 		return h.publishError(typ, id, err)
 	}
@@ -244,6 +251,9 @@ const (
 )
 
 var errTooLarge = errors.New("chunk too large")
+
+// publishTimeout bounds the wait for JetStream's ack of one chunk (503 after).
+const publishTimeout = 10 * time.Second
 
 // readChunk reads the whole body up to limit bytes (errTooLarge beyond).
 func readChunk(req *http.Request, limit int64) ([]byte, error) {

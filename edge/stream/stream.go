@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/config"
@@ -57,12 +58,20 @@ func build(d *part.Deps) ([]part.Component, error) {
 	s := edge.New(o)
 	m := streams.NewMetrics(d.Registry)
 	h, err := New(context.Background(), s, Options{
-		Config: d.Config.Stream, JS: d.JS, Assets: jetstream.ForConfig(d.Config),
+		Config: d.Config.Stream, NC: d.NC, JS: d.JS, Assets: jetstream.ForConfig(d.Config),
 		Metrics: m, WSMetrics: ws.NewMetrics(d.Registry, "stream"), Log: d.Log,
 	})
 	if err != nil {
 		return nil, err
 	}
+	d.Checks.Add("streams", func(context.Context) error {
+		select {
+		case <-h.Ready():
+			return nil
+		default:
+			return errors.New("stream records not loaded yet")
+		}
+	})
 	pool, err := streamproc.New(streamproc.Options{
 		NC: d.NC, JS: d.JS, Concurrency: d.Config.Stream.Concurrency, Workers: d.Config.Stream.Workers,
 		Timeout: d.Config.Stream.ProcessTimeout.D(), MaxDeliver: d.Config.Stream.MaxDeliver,
@@ -76,7 +85,9 @@ func build(d *part.Deps) ([]part.Component, error) {
 
 // Options configures the stream edge's handlers.
 type Options struct {
-	Config  config.Stream
+	Config config.Stream
+	// NC, when set, makes chunks fail fast (503) while it is disconnected.
+	NC      *nats.Conn
 	JS      natsjs.JetStream
 	Assets  jetstream.Assets
 	Metrics *streams.Metrics
