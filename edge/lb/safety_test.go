@@ -439,3 +439,37 @@ func TestExpiredRequestIsDropped(t *testing.T) {
 		t.Errorf("expired drops = %v, want 1", v)
 	}
 }
+
+// A request's Switchyard-Deadline, shorter than the worker's own timeout,
+// ends the upstream I/O: the worker answers 504 and closes the connection
+// the hung upstream was holding.
+func TestDeadlineHeaderStopsUpstreamIO(t *testing.T) {
+	var ended atomic.Int64
+	entered := make(chan struct{}, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		entered <- struct{}{}
+		<-r.Context().Done() // the worker closed the connection
+		ended.Add(1)
+	}))
+	t.Cleanup(up.Close)
+	cfg := baseConfig(t)
+	cfg.Rust.RequestTimeout = config.Duration(60 * time.Second)
+	cfg.Rust.VisionServiceURL = up.URL
+	s := startSys(t, cfg)
+	nc := s.nats.Conn(t)
+	m := nats.NewMsg("svc.vision.hang")
+	m.Header.Set(subjects.HeaderPath, "/hang")
+	m.Header.Set(subjects.HeaderDeadline, strconv.FormatInt(time.Now().Add(time.Second).UnixMilli(), 10))
+	reply, err := nc.RequestMsg(m, 30*time.Second) // far beyond the header's deadline
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, code := reply.Header.Get(subjects.HeaderStatus), reply.Header.Get(subjects.HeaderErrorCode); st != "504" || code != "timeout" {
+		t.Fatalf("reply %q %q %s, want 504 timeout", st, code, reply.Data)
+	}
+	<-entered
+	waitFor(t, "the upstream to see its connection closed", func() bool { return ended.Load() == 1 })
+}
