@@ -82,14 +82,22 @@ func Register(e *echo.Echo, c *wcache.Coordinator, maxValue int) {
 	e.DELETE("/cache/*", h.del)
 }
 
+// Shared header values (never modified).
+var (
+	hitLocal  = []string{string(wcache.SourceLocal)}
+	hitShared = []string{string(wcache.SourceShared)}
+)
+
 type handler struct {
 	c        *wcache.Coordinator
 	maxValue int
 }
 
 func namespace(c echo.Context) string {
-	if ns := c.QueryParam("ns"); ns != "" {
-		return ns
+	if c.Request().URL.RawQuery != "" {
+		if ns := c.QueryParam("ns"); ns != "" {
+			return ns
+		}
 	}
 	if ns := c.Request().Header.Get(HeaderNamespace); ns != "" {
 		return ns
@@ -115,7 +123,11 @@ func (h *handler) get(c echo.Context) error {
 		ct = echo.MIMEOctetStream
 	}
 	hd := c.Response().Header()
-	hd[HeaderTier] = []string{string(src)}
+	if src == wcache.SourceLocal {
+		hd[HeaderTier] = hitLocal
+	} else {
+		hd[HeaderTier] = hitShared
+	}
 	if c.Request().Method == http.MethodHead {
 		hd.Set(echo.HeaderContentType, ct)
 		hd.Set(echo.HeaderContentLength, strconv.Itoa(len(e.Value)))
