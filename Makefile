@@ -69,10 +69,11 @@ test:
 test-short:
 	$(GO) test -count=1 -short ./...
 
-## bench: Go benchmarks, the load balancer against nginx and direct (wrk), the broker against a minimal hub and raw NATS (CENTRIFUGO=path adds Centrifugo)
+## bench: Go benchmarks, the load balancer against nginx and direct (wrk), the cache edge against by-hand Redis and hello-world, the broker against a minimal hub and raw NATS (CENTRIFUGO=path adds Centrifugo)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bash bench/lb.sh
+	bash bench/cache.sh
 	$(GO) run ./bench/broker $(if $(CENTRIFUGO),-centrifugo $(CENTRIFUGO))
 
 ## lint: gofmt and go vet

@@ -19,14 +19,16 @@ import (
 	"github.com/switchyard/switchyard/workers/cache/tier"
 )
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // kvShared returns a KV tier on its own connection to srv.
-func kvShared(t *testing.T, srv *jstest.Server) (*nats.Conn, tier.Tier) {
+func kvShared(t *testing.T, srv *jstest.Server) (*nats.Conn, tier.Tier) { return kvSharedB(t, srv) }
+
+func kvSharedB(t testing.TB, srv *jstest.Server) (*nats.Conn, tier.Tier) {
 	t.Helper()
 	nc := srv.Conn(t)
 	js, err := natsjs.New(nc)
@@ -52,6 +54,10 @@ func redisShared(t *testing.T, addr string) tier.Tier {
 
 // newCoord starts a coordinator, as one process would.
 func newCoord(t *testing.T, nc *nats.Conn, shared tier.Tier, mod ...func(*cache.Options)) *cache.Coordinator {
+	return newCoordB(t, nc, shared, mod...)
+}
+
+func newCoordB(t testing.TB, nc *nats.Conn, shared tier.Tier, mod ...func(*cache.Options)) *cache.Coordinator {
 	t.Helper()
 	o := cache.Options{
 		NC: nc, Shared: shared, Backend: "test",

@@ -182,8 +182,18 @@ func (s *Service) serve(op, ns string, h nats.Header, data []byte) *nats.Msg {
 	return errMsg(apierr.Newf(404, apierr.CodeNotFound, "unknown cache operation %q", op))
 }
 
+// Header values shared by every reply (nats.go only reads them).
+var (
+	tierLocal  = []string{string(SourceLocal)}
+	tierShared = []string{string(SourceShared)}
+)
+
 func getMsg(e tier.Entry, src Source) *nats.Msg {
-	m := &nats.Msg{Header: nats.Header{subjects.HeaderCacheTier: []string{string(src)}}, Data: e.Value}
+	tv := tierShared
+	if src == SourceLocal {
+		tv = tierLocal
+	}
+	m := &nats.Msg{Header: nats.Header{subjects.HeaderCacheTier: tv}, Data: e.Value}
 	if e.ContentType != "" {
 		m.Header["Content-Type"] = []string{e.ContentType}
 	}
