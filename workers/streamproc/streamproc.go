@@ -117,14 +117,17 @@ func New(o Options) (*Pool, error) {
 		running: map[string]*consumer{}, done: make(chan struct{})}, nil
 }
 
-// AckWait is the consumer's ack wait: one attempt plus a margin.
-func (p *Pool) AckWait() time.Duration { return p.o.Timeout + 30*time.Second }
-
 // ConsumerConfig is the declaration of stream id's processing consumer
-// with this pool's settings; the edge creates it with the stream.
+// with these settings; the edge creates it with the stream. Its ack wait
+// is one attempt (the service call, storing the result and the ack, all
+// bounded by timeout) plus 5 seconds.
 func ConsumerConfig(id string, timeout time.Duration, maxDeliver, concurrency int) (natsjs.ConsumerConfig, error) {
-	return jetstream.StreamConsumer(id, timeout+30*time.Second, maxDeliver, concurrency)
+	return jetstream.StreamConsumer(id, timeout+5*time.Second, maxDeliver, concurrency)
 }
+
+// outcomeAbandoned: the pool is shutting down; the chunk is naked for
+// another worker at once.
+const outcomeAbandoned = "abandoned"
 
 // Run watches the streams bucket and consumes every stream with a
 // service until Shutdown or ctx ends.
@@ -199,12 +202,14 @@ func (p *Pool) start(r *streams.Record) {
 		select { // per stream: keeps at most Concurrency in flight, in order for 1
 		case local <- struct{}{}:
 		case <-p.ctx.Done():
+			_ = m.Nak()
 			return
 		}
 		select { // over all streams
 		case p.sem <- struct{}{}:
 		case <-p.ctx.Done():
 			<-local
+			_ = m.Nak()
 			return
 		}
 		p.mu.Lock()
@@ -212,6 +217,7 @@ func (p *Pool) start(r *streams.Record) {
 			p.mu.Unlock()
 			<-p.sem
 			<-local
+			_ = m.Nak()
 			return
 		}
 		p.wg.Add(1)
@@ -294,8 +300,11 @@ func (p *Pool) process(r *streams.Record, m natsjs.Msg) {
 	case streams.OutcomeRejected:
 		_ = m.Term()
 		log.Warn("processing service refused chunk", "err", why)
+	case outcomeAbandoned:
+		_ = m.Nak()
+		return
 	case "":
-		return // stream gone or shutting down: nothing to ack
+		return // the stream was deleted: nothing to ack
 	}
 	p.o.Metrics.Processed.WithLabelValues(typ, outcome).Inc()
 }
@@ -320,7 +329,7 @@ func (p *Pool) attempt(r *streams.Record, m natsjs.Msg, seq uint64) (string, str
 	reply, err := p.o.NC.RequestMsgWithContext(ctx, req)
 	if err != nil {
 		if p.ctx.Err() != nil {
-			return "", ""
+			return outcomeAbandoned, ""
 		}
 		return streams.OutcomeRetry, err.Error()
 	}
@@ -342,7 +351,7 @@ func (p *Pool) attempt(r *streams.Record, m natsjs.Msg, seq uint64) (string, str
 				return "", "" // the stream was deleted
 			}
 			if p.ctx.Err() != nil {
-				return "", ""
+				return outcomeAbandoned, ""
 			}
 			return streams.OutcomeRetry, "store result: " + err.Error()
 		}
