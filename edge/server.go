@@ -74,6 +74,7 @@ type Server struct {
 	hooks    []func(context.Context)
 	shutOnce sync.Once
 	shutErr  error
+	methods  *methodRouter
 }
 
 // New builds an edge with the shared middleware, /health and /metrics.
@@ -92,7 +93,7 @@ func New(o Options) *Server {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{Echo: e, opts: o, started: time.Now()}
+	s := &Server{Echo: e, opts: o, started: time.Now(), methods: &methodRouter{e: e}}
 	s.base, s.cancelBase = context.WithCancelCause(context.Background())
 	s.ready.Store(true)
 	e.HTTPErrorHandler = s.errorHandler
@@ -243,6 +244,11 @@ func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			s.opts.Log.LogAttrs(req.Context(), lvl, "http request", attrs...)
 		}()
+		if h, err := s.methods.dispatch(c); err != nil {
+			return err
+		} else if h != nil {
+			next = h
+		}
 		if req.ContentLength > s.opts.MaxBodyBytes {
 			return apierr.TooLarge(s.opts.MaxBodyBytes)
 		}
@@ -297,10 +303,8 @@ func WriteError(c echo.Context, e *apierr.Error) {
 		status = http.StatusInternalServerError
 	}
 	body := apierr.Body{Error: apierr.BodyError{Code: e.Code, Message: e.Message, RequestID: h.Get(echo.HeaderXRequestID)}}
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(status)
-		return
-	}
+	// For a HEAD, net/http sends the headers (Content-Type, Content-Length)
+	// of this body and drops the body itself.
 	_ = c.JSON(status, body)
 }
 

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -92,21 +93,15 @@ func build(s *edge.Server, d *part.Deps) ([]part.Component, error) {
 	e.GET("/services", h.services)
 	e.GET("/jobs/:id", h.getJob)
 	e.GET("/jobs/:id/result", h.getJobResult)
-	// "jobs" is not a service: other methods and paths under /jobs are
-	// answered here rather than by the service route.
-	others := []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
-	e.Match(others, "/jobs/:id", methodNotAllowed)
-	e.Match(others, "/jobs/:id/result", methodNotAllowed)
+	// "jobs" is not a service: other paths under /jobs are answered here
+	// rather than by the service route, and other methods on the routes
+	// above 405 (the edge's method handling: the catch-all below does not
+	// shadow the edge's own routes).
 	e.Any("/jobs", noJobRoute)
 	e.Any("/jobs/:id/*", noJobRoute)
 	e.Any("/:service", h.route)
 	e.Any("/:service/*", h.route)
 	return []part.Component{h.disc}, nil
-}
-
-func methodNotAllowed(c echo.Context) error {
-	c.Response().Header().Set("Allow", "GET, HEAD")
-	return apierr.Newf(http.StatusMethodNotAllowed, apierr.CodeMethodNotAllowed, "%s is not allowed on %s", c.Request().Method, c.Path())
 }
 
 func noJobRoute(c echo.Context) error {
@@ -121,7 +116,7 @@ func (h *handler) known(name string) bool {
 func (h *handler) route(c echo.Context) error {
 	req := c.Request()
 	service := c.Param("service")
-	if subjects.ValidName(service) != nil || !h.known(service) {
+	if subjects.ValidName(service) != nil || slices.Contains(config.ReservedServiceNames, service) || !h.known(service) {
 		return apierr.Newf(http.StatusNotFound, apierr.CodeUnknownService, "no service %q", service)
 	}
 	if h.srv.Draining() {
