@@ -133,7 +133,7 @@ func appendPayload(buf, p []byte) []byte {
 	switch {
 	case len(p) == 0:
 		return append(buf, "null"...)
-	case json.Valid(p):
+	case validJSON(p):
 		return append(buf, p...)
 	}
 	return appendString(buf, string(p))

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -57,4 +58,45 @@ func FuzzAppendMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzValidJSON: validJSON agrees with encoding/json.Valid.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{}`, `[]`, `{"a":[1,2.5e-3,-0,true,false,null,"\u00e9\n"]}`, ` 1 `, `01`, `1.`, `-`, `"\x"`,
+		`{"a" 1}`, `[1,]`, `{"a":1,}`, "\"\x01\"", `"\ud800"`, `1e+`, `tru`, `nul`, `[[[[]]]]`, `{"t":123,"p":"xx"}`, "\xff"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if got, want := validJSON(p), json.Valid(p); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", p, got, want)
+		}
+	})
+}
+
+func BenchmarkValidJSON(b *testing.B) {
+	p := []byte(`{"t":1764262800000000000,"p":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)
+	b.Run("validJSON", func(b *testing.B) {
+		for b.Loop() {
+			validJSON(p)
+		}
+	})
+	b.Run("json.Valid", func(b *testing.B) {
+		for b.Loop() {
+			json.Valid(p)
+		}
+	})
+}
+
+func TestValidJSONDepth(t *testing.T) {
+	for _, n := range []int{9999, 10000, 10001, 10002} {
+		for _, p := range [][]byte{
+			[]byte(strings.Repeat("[", n) + strings.Repeat("]", n)),
+			[]byte(strings.Repeat("[", n) + "1" + strings.Repeat("]", n)),
+			[]byte(strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n)),
+		} {
+			if got, want := validJSON(p), json.Valid(p); got != want {
+				t.Errorf("depth %d %.8s: validJSON %v, json.Valid %v", n, p, got, want)
+			}
+		}
+	}
 }
