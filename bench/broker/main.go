@@ -346,6 +346,8 @@ func ready(nc *nats.Conn, subjects []string, got func() int64) error {
 
 // wsClients dials one WebSocket per URL and feeds every frame to rec.
 // probe counts receivers that got at least one frame.
+// A frame may carry several newline-separated messages (Centrifugo batches
+// its pushes); each is recorded.
 func wsClients(urls []string, l *load, onOpen func(*websocket.Conn) error) (probe func() int64, closeAll func(), err error) {
 	var seen atomic.Int64
 	var wg sync.WaitGroup
@@ -378,7 +380,15 @@ func wsClients(urls []string, l *load, onOpen func(*websocket.Conn) error) (prob
 					first = false
 					seen.Add(1)
 				}
-				rec(data)
+				for len(data) > 0 {
+					line := data
+					if i := bytes.IndexByte(data, '\n'); i >= 0 {
+						line, data = data[:i], data[i+1:]
+					} else {
+						data = nil
+					}
+					rec(line)
+				}
 			}
 		}()
 	}
@@ -586,7 +596,7 @@ func benchBroker(url string, log *slog.Logger) (result, error) {
 func centrifugoConfig(url string) map[string]any {
 	return map[string]any{
 		"log":         map[string]any{"level": "error"},
-		"http_server": map[string]any{"address": "127.0.0.1", "port": strconv.Itoa(centrifugoPort)},
+		"http_server": map[string]any{"address": "127.0.0.1", "port": centrifugoPort},
 		"client":      map[string]any{"insecure": true, "allowed_origins": []string{"*"}},
 		"channel": map[string]any{"without_namespace": map[string]any{
 			"allow_subscribe_for_client": true}},

@@ -24,6 +24,7 @@ import (
 // CloseReason and RemoteAddr are safe for concurrent use.
 type Conn struct {
 	ws        *websocket.Conn
+	out       *coalescingConn // under ws: writes of one batch go out in one syscall
 	o         Options
 	onMessage func(c *Conn, msgType int, data []byte)
 	remote    string
@@ -91,7 +92,8 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o Options, onMessage func(c
 		},
 		HandshakeTimeout: o.WriteWait,
 	}
-	wsc, err := u.Upgrade(w, r, nil)
+	hj := &coalescingHijacker{ResponseWriter: w}
+	wsc, err := u.Upgrade(hj, r, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUpgrade, err)
 	}
@@ -104,6 +106,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o Options, onMessage func(c
 	_ = wsc.NetConn().SetDeadline(time.Time{})
 	c := &Conn{
 		ws:         wsc,
+		out:        hj.conn,
 		o:          o,
 		onMessage:  onMessage,
 		remote:     wsc.RemoteAddr().String(),
@@ -352,6 +355,10 @@ func (c *Conn) writeQueued(deadline time.Time) error {
 	c.spare = nil
 	c.mu.Unlock()
 	var err error
+	held := len(batch) > 1 && c.out != nil
+	if held {
+		c.out.hold() // one syscall for the batch rather than one a frame
+	}
 	for i, f := range batch {
 		if err == nil && !c.abort.Load() {
 			dl := deadline
@@ -367,6 +374,11 @@ func (c *Conn) writeQueued(deadline time.Time) error {
 		c.mu.Lock()
 		c.queued -= f.size()
 		c.mu.Unlock()
+	}
+	if held {
+		if rerr := c.out.release(err != nil || c.abort.Load()); err == nil && rerr != nil {
+			err = rerr
+		}
 	}
 	c.mu.Lock()
 	c.spare = batch[:0]
