@@ -534,6 +534,9 @@ func (w *Worker) forward(ctx context.Context, s *service, req *httpnats.Request)
 			w.o.Log.Info("retrying on another upstream", "service", s.name, "upstream", up.Host(),
 				"reason", "status", "status", st)
 		case notSent:
+			if len(tried) == s.pool.Len() {
+				return reply // every upstream unreachable: 503 no_healthy_upstream, with the last error
+			}
 			w.metrics.retries.WithLabelValues(s.name, "not_sent").Inc()
 			w.o.Log.Info("failing over to another upstream", "service", s.name, "upstream", up.Host(),
 				"reason", "not_sent", "err", cause)
