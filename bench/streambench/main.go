@@ -60,16 +60,18 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of (a) and (b)")
 	fanout := flag.Int("fanout", 20000, "chunks each of the 100 subscribers receives in (c) and (d)")
 	natsCLI := flag.String("nats", "", "path of the nats CLI for (b) (default: nats on PATH, else a Go publisher)")
+	wrkPath := flag.String("wrk", "", "path of wrk for (a) (default: wrk on PATH, else Go HTTP clients)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of (a) to this file")
 	flag.Parse()
 	profile = *cpuProfile
+	wrkBin = *wrkPath
 	if err := run(*duration, *fanout, *natsCLI); err != nil {
 		fmt.Fprintln(os.Stderr, "streambench:", err)
 		os.Exit(1)
 	}
 }
 
-var profile string
+var profile, wrkBin string
 
 func run(d time.Duration, fanout int, natsCLI string) error {
 	dir, err := os.MkdirTemp("", "streambench-")
@@ -115,14 +117,24 @@ func run(d time.Duration, fanout int, natsCLI string) error {
 		}
 		_ = pprof.StartCPUProfile(f)
 	}
-	a, err := postChunks(hc, base, id, d)
+	if wrkBin == "" {
+		wrkBin, _ = exec.LookPath("wrk")
+	}
+	var a float64
+	how := "Go HTTP clients"
+	if wrkBin != "" {
+		a, err = postChunksWrk(wrkBin, base+"/stream/"+id+"/chunk", d)
+		how = "wrk -t2"
+	} else {
+		a, err = postChunks(hc, base, id, d)
+	}
 	if profile != "" {
 		pprof.StopCPUProfile()
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Printf("(a) POST /stream/:id/chunk, 16 KiB, %d clients:     %9.0f chunks/s\n", clients, a)
+	fmt.Printf("(a) POST /stream/:id/chunk, 16 KiB, %d connections (%s): %9.0f chunks/s\n", clients, how, a)
 
 	// (b) JetStream publish of the same messages to the same server.
 	b, how, err := jsPublish(d, natsCLI)
@@ -206,6 +218,32 @@ func postChunks(hc *http.Client, base, id string, d time.Duration) (float64, err
 	return float64(n.Load()) / time.Since(start).Seconds(), nil
 }
 
+// postChunksWrk runs wrk with 32 connections POSTing 16 KiB chunks and
+// returns the 202s per second; any other answer fails the run.
+func postChunksWrk(bin, url string, d time.Duration) (float64, error) {
+	script, err := os.CreateTemp("", "streambench-*.lua")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(script.Name())
+	fmt.Fprintf(script, "wrk.method = \"POST\"\nwrk.body = string.rep(\"a\", %d)\nwrk.headers[\"Content-Type\"] = \"application/octet-stream\"\n", chunkBytes)
+	script.Close()
+	out, err := exec.Command(bin, "-t2", "-c"+strconv.Itoa(clients), "-d"+strconv.Itoa(int(d.Seconds()))+"s",
+		"-s", script.Name(), url).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("wrk: %v: %s", err, out)
+	}
+	if strings.Contains(string(out), "Non-2xx") {
+		return 0, fmt.Errorf("wrk saw answers other than 202:\n%s", out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == "Requests/sec:" {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("no Requests/sec in wrk output:\n%s", out)
+}
+
 // jsPublish measures JetStream publishing to the embedded server over TCP.
 func jsPublish(d time.Duration, natsCLI string) (float64, string, error) {
 	url := "nats://127.0.0.1:" + strconv.Itoa(natsPort)
@@ -251,13 +289,14 @@ func jsPublish(d time.Duration, natsCLI string) (float64, string, error) {
 // natsBench runs `nats bench js pub` against the BENCH stream and reads its msgs/sec.
 func natsBench(cli, url string, d time.Duration) (float64, error) {
 	msgs := int(d.Seconds() * 20000)
-	out, err := exec.Command(cli, "--server", url, "bench", "js", "pub", "bench.x", "--stream", "BENCH",
-		"--size", strconv.Itoa(chunkBytes), "--msgs", strconv.Itoa(msgs), "--batch", strconv.Itoa(asyncWindow), "--no-progress").CombinedOutput()
+	out, err := exec.Command(cli, "--server", url, "bench", "js", "pub", "async", "bench.x", "--stream", "BENCH",
+		"--size", strconv.Itoa(chunkBytes), "--msgs", strconv.Itoa(msgs), "--batch", strconv.Itoa(asyncWindow),
+		"--no-progress").CombinedOutput()
 	if err != nil {
 		return 0, fmt.Errorf("%v: %s", err, out)
 	}
 	for _, l := range strings.Split(string(out), "\n") {
-		if i := strings.Index(l, " msgs/sec"); i > 0 && strings.Contains(l, "stats:") {
+		if i := strings.Index(l, " msgs/sec"); i > 0 && strings.Contains(strings.ToLower(l), "stats:") {
 			f := strings.Fields(l[:i])
 			v, err := strconv.ParseFloat(strings.ReplaceAll(f[len(f)-1], ",", ""), 64)
 			if err == nil {

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -146,8 +146,12 @@ func (h *Handler) queueBytes(t streams.Type) int {
 	return int(h.o.Config.ParametersBufferBytes)
 }
 
-// pump reads the subscriber's ordered consumer and queues one frame per
-// message until the connection closes.
+// pump feeds the subscriber from its ordered consumer until the
+// connection closes. Messages are handed to a callback, one at a time in
+// order, from the consumer's own subscription; while the callback waits
+// for room in the WebSocket queue, nothing more is pulled beyond the
+// window (bounded in chunks and in the subscriber's buffer bytes), and the
+// subscription's own status messages are never dropped.
 func (h *Handler) pump(s *subscriber, cons natsjs.Consumer) {
 	defer h.subsWG.Done()
 	defer func() {
@@ -160,51 +164,25 @@ func (h *Handler) pump(s *subscriber, cons natsjs.Consumer) {
 		h.o.Metrics.Subscribers.WithLabelValues(string(s.typ)).Dec()
 		<-s.conn.Done()
 	}()
-	// The window is bounded in chunks and in bytes (the subscriber's queue
-	// bound, which holds at least one chunk).
-	it, err := cons.Messages(natsjs.PullMaxMessagesWithBytesLimit(h.o.Config.SubscriberWindow, h.queueBytes(s.typ)))
-	if err != nil {
-		s.conn.Close(ws.CloseInternal, "subscription failed")
-		return
-	}
-	stopped := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case <-s.conn.Done():
-		case <-stopped:
-		}
-		it.Stop()
-	}()
-	defer func() { close(stopped); wg.Wait() }()
 	typ := string(s.typ)
 	framesOut := h.o.Metrics.FramesOut.WithLabelValues(typ, s.channel)
 	bytesOut := h.o.Metrics.BytesOut.WithLabelValues(typ, s.channel)
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if cur := h.replica.Get(s.id); cur == nil || cur.State != streams.StateOpen {
-				reason := streams.ReasonDeleted
-				if cur != nil && cur.Reason != "" {
-					reason = cur.Reason
-				}
-				s.conn.Close(closeCode(reason), reason)
-			} else {
-				s.conn.Close(ws.CloseInternal, "subscription failed")
-			}
+	var stopped atomic.Bool
+	cc, err := cons.Consume(func(m natsjs.Msg) {
+		if stopped.Load() {
 			return
 		}
 		md, err := m.Metadata()
 		if err != nil {
-			continue
+			return
 		}
 		msgType, data := frame(s, md.Sequence.Stream, m)
 		if !h.room(s, len(data)) {
+			stopped.Store(true)
 			return
 		}
 		if err := s.conn.Send(msgType, data); err != nil {
+			stopped.Store(true)
 			switch {
 			case errors.Is(err, ws.ErrSlow):
 				h.o.Metrics.SlowDisconnects.WithLabelValues(typ).Inc()
@@ -216,6 +194,31 @@ func (h *Handler) pump(s *subscriber, cons natsjs.Consumer) {
 		}
 		framesOut.Inc()
 		bytesOut.Add(float64(len(data)))
+	}, natsjs.PullMaxMessagesWithBytesLimit(h.o.Config.SubscriberWindow, h.queueBytes(s.typ)),
+		natsjs.ConsumeErrHandler(func(_ natsjs.ConsumeContext, err error) {
+			if errors.Is(err, natsjs.ErrStreamNotFound) || errors.Is(err, natsjs.ErrConsumerNotFound) ||
+				errors.Is(err, natsjs.ErrConsumerDeleted) {
+				h.closeIfGone(s)
+			}
+		}))
+	if err != nil {
+		s.conn.Close(ws.CloseInternal, "subscription failed")
+		return
+	}
+	<-s.conn.Done()
+	cc.Stop()
+	<-cc.Closed()
+}
+
+// closeIfGone closes the subscriber when its stream is closing or gone,
+// with the stream's reason.
+func (h *Handler) closeIfGone(s *subscriber) {
+	if cur := h.replica.Get(s.id); cur == nil || cur.State != streams.StateOpen {
+		reason := streams.ReasonDeleted
+		if cur != nil && cur.Reason != "" {
+			reason = cur.Reason
+		}
+		s.conn.Close(closeCode(reason), reason)
 	}
 }
 
