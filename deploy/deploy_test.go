@@ -29,10 +29,12 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/edge"
 	"github.com/switchyard/switchyard/edge/broker"
+	"github.com/switchyard/switchyard/edge/lb"
 	"github.com/switchyard/switchyard/edge/ws"
 	"github.com/switchyard/switchyard/internal/streams"
 	wcache "github.com/switchyard/switchyard/workers/cache"
 	wjobs "github.com/switchyard/switchyard/workers/jobs"
+	"github.com/switchyard/switchyard/workers/proxy"
 )
 
 // root is the repository root, relative to this package's directory.
@@ -1474,6 +1476,8 @@ func registeredMetrics(t *testing.T) map[string]bool {
 	r := &descRecorder{names: map[string]bool{}}
 	edge.NewMetrics(r)
 	broker.RegisterMetrics(r)
+	lb.RegisterMetrics(r)
+	proxy.RegisterMetrics(r)
 	wjobs.RegisterMetrics(r)
 	ws.NewMetrics(r, "broker")
 	wcache.NewMetrics(r, nil)

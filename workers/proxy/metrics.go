@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/internal/obs"
+	"github.com/switchyard/switchyard/workers/proxy/balancer"
 )
 
 type metrics struct {
@@ -54,4 +55,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.requests, m.duration, m.inFlight, m.retries, m.failovers, m.unretried, m.dropped)
 	return m
+}
+
+// RegisterMetrics registers the proxy worker's metrics, and those of its
+// balancer, on reg as New does, for tools and tests that check dashboards
+// against the metric names.
+func RegisterMetrics(reg prometheus.Registerer) {
+	newMetrics(reg)
+	balancer.NewMetrics(reg)
 }
