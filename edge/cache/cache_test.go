@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/edge/cache"
+	"github.com/switchyard/switchyard/edge/lb"
 	"github.com/switchyard/switchyard/internal/apierr"
 	"github.com/switchyard/switchyard/jetstream/jstest"
 	"github.com/switchyard/switchyard/part"
@@ -394,4 +395,65 @@ func TestNATSPath(t *testing.T) {
 	if !bytes.Contains(r.Data, []byte(`"namespace":"sessions"`)) {
 		t.Fatalf("stats: %s", r.Data)
 	}
+}
+
+// The lb edge's GET /services lists the cache's micro service with its
+// statistics.
+func TestServicesListsTheCacheService(t *testing.T) {
+	ns := jstest.Start(t)
+	c := testConfig()
+	c.Server.LBPort = 0
+	c.NATS.URL = ns.URL
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan map[string]net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, app.Options{Config: c, Parts: []part.Part{lb.Part, cache.Part}, Log: testLog(), Version: "test",
+			Ready: func(a map[string]net.Addr) { ready <- a }})
+	}()
+	var addrs map[string]net.Addr
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("run: %v", err)
+	}
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}()
+	nc := ns.Conn(t)
+	if _, err := nc.Request("cache.get.default", []byte("nothing"), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	lbURL := "http://" + addrs["lb"].String()
+	var body struct {
+		Micro []struct {
+			Name      string
+			Endpoints []struct {
+				Name        string
+				NumRequests int `json:"num_requests"`
+			}
+		}
+	}
+	waitFor(t, 10*time.Second, "switchyard-cache under micro", func() bool {
+		r, err := http.Get(lbURL + "/services")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		if json.NewDecoder(r.Body).Decode(&body) != nil {
+			return false
+		}
+		for _, m := range body.Micro {
+			for _, e := range m.Endpoints {
+				if m.Name == "switchyard-cache" && e.Name == "get" && e.NumRequests >= 1 {
+					return true
+				}
+			}
+		}
+		return false
+	})
 }

@@ -66,6 +66,7 @@ func (h *handler) services(c echo.Context) error {
 		}
 		return v
 	}
+	others := []workerView{}
 	for _, s := range stats {
 		if s.Name == subjects.ProxyServiceName {
 			h.mergeProxy(s, get)
@@ -87,14 +88,33 @@ func (h *handler) services(c echo.Context) error {
 			v := get(svc)
 			v.NATSWorkers = append(v.NATSWorkers, workerView{Name: s.Name, ID: s.ID, Version: s.Version, Endpoints: eps})
 		}
+		if len(per) == 0 {
+			// A micro service that routes no service (e.g. switchyard-cache):
+			// listed with its statistics under "micro".
+			w := workerView{Name: s.Name, ID: s.ID, Version: s.Version, Endpoints: []endpointStats{}}
+			for _, ep := range s.Endpoints {
+				w.Endpoints = append(w.Endpoints, endpointStats{
+					Name: ep.Name, Subject: ep.Subject, QueueGroup: ep.QueueGroup,
+					NumRequests: ep.NumRequests, NumErrors: ep.NumErrors, LastError: ep.LastError,
+					AverageProcessing: float64(ep.AverageProcessingTime) / float64(time.Millisecond),
+				})
+			}
+			others = append(others, w)
+		}
 	}
+	sort.Slice(others, func(i, j int) bool {
+		if others[i].Name != others[j].Name {
+			return others[i].Name < others[j].Name
+		}
+		return others[i].ID < others[j].ID
+	})
 	out := make([]*serviceView, 0, len(views))
 	for _, v := range views {
 		sort.Slice(v.NATSWorkers, func(i, j int) bool { return v.NATSWorkers[i].ID < v.NATSWorkers[j].ID })
 		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return c.JSON(http.StatusOK, map[string]any{"services": out})
+	return c.JSON(http.StatusOK, map[string]any{"services": out, "micro": others})
 }
 
 // mergeProxy folds one proxy worker's upstream states into the views.
