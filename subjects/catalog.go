@@ -22,6 +22,7 @@ func Catalog() []Entry {
 		{"header", HeaderCacheKey},
 		{"header", HeaderCacheTTL},
 		{"header", HeaderCacheTier},
+		{"header", HeaderCacheExpires},
 		{"header", HeaderCacheOrigin},
 		{"subject", "stream.<id>.in"},
 		{"subject", "stream.<id>.out"},

@@ -337,6 +337,9 @@ const (
 	HeaderCacheTTL = "Switchyard-Cache-Ttl"
 	// HeaderCacheTier says which tier answered a cache.get: HIT-LOCAL or HIT-SHARED.
 	HeaderCacheTier = "Switchyard-Cache"
+	// HeaderCacheExpires is when the value of a cache.get reply expires, in
+	// Unix milliseconds (absent: never).
+	HeaderCacheExpires = "Switchyard-Cache-Expires"
 	// HeaderCacheOrigin names the process that sent an invalidation.
 	HeaderCacheOrigin = "Switchyard-Cache-Origin"
 )

@@ -58,6 +58,9 @@ type BatchItem struct {
 	TTL *int64 `json:"ttl,omitempty"`
 	// Tier answered a get: HIT-LOCAL or HIT-SHARED.
 	Tier Source `json:"tier,omitempty"`
+	// ExpiresAt (get only) is when the value expires, in Unix milliseconds;
+	// absent: never.
+	ExpiresAt int64 `json:"expires_at,omitempty"`
 }
 
 // BatchResponse answers a batch: Items for a get, Count for a set or delete.
@@ -134,6 +137,9 @@ func (c *Coordinator) Batch(ctx context.Context, r BatchRequest) (BatchResponse,
 			if x.Found {
 				v, enc := encodeValue(x.Entry.Value, r.Encoding == EncodingBase64)
 				it.Value, it.Encoding, it.ContentType, it.Tier = &v, enc, x.Entry.ContentType, x.Source
+				if !x.Entry.ExpiresAt.IsZero() {
+					it.ExpiresAt = x.Entry.ExpiresAt.UnixMilli()
+				}
 				resp.Count++
 			}
 			resp.Items[i] = it
@@ -154,8 +160,8 @@ func (c *Coordinator) Batch(ctx context.Context, r BatchRequest) (BatchResponse,
 					return resp, fmt.Errorf("item %d (%q): %w", i, it.Key, err)
 				}
 			}
-			if it.Tier != "" {
-				return resp, fmt.Errorf("%w: item %d (%q): tier is an answer field", ErrInvalidBatch, i, it.Key)
+			if it.Tier != "" || it.ExpiresAt != 0 {
+				return resp, fmt.Errorf("%w: item %d (%q): tier and expires_at are answer fields (use ttl)", ErrInvalidBatch, i, it.Key)
 			}
 			items[i] = tier.Item{Key: it.Key, Entry: tier.Entry{Value: v, ContentType: it.ContentType}, TTL: ttl}
 		}

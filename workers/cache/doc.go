@@ -15,6 +15,10 @@
 // a second copy of the local tier for nothing the shared tier does not
 // already give.
 //
+// Package natstier is a Go client of that service in the shape of a tier;
+// it passes the conformance suite (package tiertest) like the local, KV and
+// Redis tiers, which tests the NATS contract end to end.
+//
 // Reads: the local tier first (only while the invalidation channel is
 // connected), then the shared tier. Concurrent misses on one key make one
 // shared-tier read (x/sync/singleflight); the value fills the local tier

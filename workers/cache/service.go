@@ -197,6 +197,9 @@ func getMsg(e tier.Entry, src Source) *nats.Msg {
 	if e.ContentType != "" {
 		m.Header["Content-Type"] = []string{e.ContentType}
 	}
+	if !e.ExpiresAt.IsZero() {
+		m.Header[subjects.HeaderCacheExpires] = []string{strconv.FormatInt(e.ExpiresAt.UnixMilli(), 10)}
+	}
 	return m
 }
 
