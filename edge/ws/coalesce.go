@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // maxHeld bounds the bytes a coalescingConn holds before it writes them.
@@ -18,9 +19,24 @@ const maxHeld = 64 << 10
 // serialises the writes themselves.
 type coalescingConn struct {
 	net.Conn
-	mu      sync.Mutex
-	holding bool
-	buf     []byte
+	mu       sync.Mutex
+	holding  bool
+	buf      []byte
+	deadline time.Time // the last write deadline set while holding
+	pending  bool      // deadline waits for the flush
+}
+
+// SetWriteDeadline is applied at once, or, while holding, when the held
+// bytes are written: gorilla sets it before every frame, and a timer
+// update per frame would cost more than the frame.
+func (c *coalescingConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holding {
+		c.deadline, c.pending = t, true
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *coalescingConn) Write(p []byte) (int, error) {
@@ -44,6 +60,12 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 }
 
 func (c *coalescingConn) flushLocked() error {
+	if c.pending {
+		c.pending = false
+		if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
+			return err
+		}
+	}
 	if len(c.buf) == 0 {
 		return nil
 	}
@@ -67,6 +89,7 @@ func (c *coalescingConn) release(drop bool) error {
 	c.holding = false
 	if drop {
 		c.buf = c.buf[:0]
+		c.pending = false
 		return nil
 	}
 	err := c.flushLocked()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // countingConn counts the writes that reach a real TCP connection.
@@ -74,6 +75,16 @@ func TestCoalescingConn(t *testing.T) {
 	}
 	_ = c.release(false)
 	write("e")
+	// A deadline set while holding waits for the flush: a past one fails
+	// the flush, not the buffered write.
+	c.hold()
+	if err := c.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	write("z")
+	if err := c.release(false); err == nil {
+		t.Fatal("the past deadline was not applied at the flush")
+	}
 	_ = raw.Close()
 	want := "abcd" + string(big) + "e"
 	if b := <-got; string(b) != want {
