@@ -15,12 +15,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -97,11 +98,18 @@ func Run(ctx context.Context, o Options) error {
 		var err error
 		emb, err = jetstream.StartEmbedded(jetstream.EmbeddedOptions{
 			Host: natsHost(cfg), Port: cfg.NATS.Port, ConfigFile: cfg.NATS.ConfigFile,
-			StoreDir: filepath.Clean(cfg.DataDir), MaxPayload: maxMsg, ServerName: "switchyard",
+			StoreDir: filepath.Clean(cfg.DataDir), MaxPayload: maxMsg, ServerName: serverName(cfg),
 			User: cfg.NATS.User, Password: cfg.NATS.Password, Token: cfg.NATS.Token,
+			Cluster: jetstream.ClusterOptions{Name: cfg.NATS.ClusterNameOrDefault(), Port: cfg.NATS.ClusterPort, Routes: cfg.NATS.Routes()},
 		}, log)
 		if err != nil {
 			closeListeners()
+			if errors.Is(err, jetstream.ErrClusterPortInUse) {
+				return fmt.Errorf("embedded NATS: cannot listen on port %d (NATS_CLUSTER_PORT): address already in use", cfg.NATS.ClusterPort)
+			}
+			if errors.Is(err, jetstream.ErrRoutesExposedWithoutAuth) {
+				return fmt.Errorf("embedded NATS: NATS_HOST (nats.host)=%q exposes the cluster port NATS_CLUSTER_PORT: set NATS_USER and NATS_PASSWORD, or NATS_TOKEN (or keep NATS_HOST=127.0.0.1)", cfg.NATS.Host)
+			}
 			if errors.Is(err, jetstream.ErrPortInUse) {
 				return fmt.Errorf("embedded NATS: cannot listen on port %d (NATS_PORT): address already in use", cfg.NATS.Port)
 			}
@@ -111,6 +119,10 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
 		log.Info("embedded nats-server started", "url", emb.ClientURL(), "store_dir", emb.StoreDir(), "auth", emb.AuthMode())
+		if cfg.NATS.Clustered() {
+			log.Info("embedded nats-server is a cluster node", "server_name", serverName(cfg), "cluster", cfg.NATS.ClusterNameOrDefault(),
+				"cluster_port", cfg.NATS.ClusterPort, "routes", jetstream.RedactURL(cfg.NATS.ClusterRoutes), "replicas", cfg.NATS.Replicas)
+		}
 	}
 	stopNATS := func() {
 		if emb != nil {
@@ -118,9 +130,20 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	cm := jetstream.NewClusterMetrics(reg)
+	// The start budget: connect, a JetStream leader and the assets, each
+	// retried with backoff while the cluster forms.
+	startCtx, endStart := context.WithTimeout(ctx, cfg.NATS.StartTimeout.D())
+	defer endStart()
+	ident := processIdentity()
 	natsOpts, err := jetstream.ClientOptions(&cfg.NATS)
 	if err == nil {
-		nc, err = jetstream.Connect(cfg.ClientName(), cfg.NATS.URL, emb, log, natsOpts...)
+		nc, err = jetstream.ConnectRetry(startCtx, cfg.ClientName()+ident, cfg.NATS.URL, emb, log, cm.StartRetry, natsOpts...)
 	}
 	if err != nil {
 		closeListeners()
@@ -134,25 +157,33 @@ func Run(ctx context.Context, o Options) error {
 	}
 	js, err := natsjs.New(nc)
 	if err == nil {
-		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err = jetstream.Ensure(ectx, js, jetstream.ForConfig(cfg))
-		cancel()
+		err = jetstream.EnsureRetry(startCtx, js, jetstream.ForConfig(cfg), log, cm.StartRetry)
 	}
 	if err != nil {
 		nc.Close()
 		closeListeners()
 		stopNATS()
+		if errors.Is(err, jetstream.ErrReplicaMismatch) {
+			cm.Mismatch()
+			log.Error("replica mismatch: refusing to start", "err", err)
+		}
 		return fmt.Errorf("jetstream assets: %w", err)
 	}
 
-	reg := o.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
 	checks := edge.NewChecks()
-	checks.Add("nats", edge.NATSCheck(nc))
-	checks.Add("jetstream", edge.JetStreamCheck(js))
+	// Every NATS connection of the process, and the quorum of every asset.
+	var (
+		connsMu sync.Mutex
+		conns   = []*nats.Conn{nc}
+	)
+	checks.Add("nats", jetstream.ConnsCheck(func() []*nats.Conn {
+		connsMu.Lock()
+		defer connsMu.Unlock()
+		return slices.Clone(conns)
+	}))
+	quorum := jetstream.NewQuorumWatch(nc, jetstream.ForConfig(cfg), cm, log)
+	checks.Add("jetstream", quorum.Check)
+	checks.AddInfo("jetstream", quorum.Info)
 	base := part.Deps{
 		Config: cfg, NC: nc, JS: js, Log: log, Registry: reg, Gatherer: reg,
 		HTTPMetrics: edge.NewMetrics(reg), Checks: checks, Version: o.Version,
@@ -166,14 +197,16 @@ func Run(ctx context.Context, o Options) error {
 	// Each part gets its own connection: one socket's read loop and flusher
 	// would otherwise serialise every part's traffic, and
 	// `nats server report connections` shows each part by name.
-	conns := []*nats.Conn{nc}
+	comps = append(comps, running{part.Part{Name: "quorum", Kind: part.KindWorkers}, quorum})
 	for _, p := range o.Parts {
 		d := base
 		d.Listener = listeners[p.Name]
-		pnc, err := jetstream.Connect(cfg.ClientName()+"-"+p.Name, cfg.NATS.URL, emb, log, natsOpts...)
+		pnc, err := jetstream.ConnectRetry(startCtx, cfg.ClientName()+"-"+p.Name+ident, cfg.NATS.URL, emb, log, cm.StartRetry, natsOpts...)
 		var cs []part.Component
 		if err == nil {
+			connsMu.Lock()
 			conns = append(conns, pnc)
+			connsMu.Unlock()
 			d.NC = pnc
 			d.JS, err = natsjs.New(pnc)
 		}
@@ -231,6 +264,7 @@ func Run(ctx context.Context, o Options) error {
 	if emb != nil {
 		addrs["nats"] = emb.Server().Addr()
 	}
+	endStart()
 	log.Info("switchyard ready", "parts", partNames(o.Parts), "nats", natsURL(cfg, emb), "version", o.Version)
 	if o.Ready != nil {
 		o.Ready(addrs)
@@ -343,11 +377,32 @@ func drainNATS(ctx context.Context, nc *nats.Conn) bool {
 	}
 }
 
+// natsURL is the server list for logs, passwords redacted.
 func natsURL(cfg *config.Config, emb *jetstream.Embedded) string {
 	if emb != nil {
 		return emb.ClientURL()
 	}
-	return cfg.NATS.URL
+	return jetstream.RedactURL(cfg.NATS.URL)
+}
+
+// serverName is the embedded server's name: nats.server_name, or
+// "switchyard" for a single node.
+func serverName(cfg *config.Config) string {
+	if cfg.NATS.ServerName != "" {
+		return cfg.NATS.ServerName
+	}
+	return "switchyard"
+}
+
+// processIdentity is appended to every NATS connection name, so
+// `nats server report connections` tells processes of the same
+// service.name apart: "@<host>:<pid>".
+func processIdentity() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return "@" + host + ":" + strconv.Itoa(os.Getpid())
 }
 
 func partNames(ps []part.Part) []string {

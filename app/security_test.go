@@ -258,7 +258,8 @@ func TestSeedConfigEffects(t *testing.T) {
 	for _, want := range []string{"go-integration-service", "go-integration-service-probe"} {
 		found := false
 		for _, n := range names {
-			found = found || n == want
+			// The process identity follows: <name>@<host>:<pid>.
+			found = found || strings.HasPrefix(n, want+"@")
 		}
 		if !found {
 			t.Errorf("no NATS connection named %q (connections %v)", want, names)

@@ -49,10 +49,18 @@ type NATS struct {
 	// ClusterID is a label and nothing more: NATS 2 has no cluster id (it
 	// was NATS Streaming's). It is logged at start and shown on /health.
 	ClusterID string `yaml:"cluster_id" env:"NATS_CLUSTER_ID"`
+	// Cluster mode of the embedded server (config/cluster.go).
+	ServerName    string   `yaml:"server_name" env:"NATS_SERVER_NAME"`
+	ClusterName   string   `yaml:"cluster_name" env:"NATS_CLUSTER_NAME"`
+	ClusterPort   int      `yaml:"cluster_port" env:"NATS_CLUSTER_PORT"`
+	ClusterRoutes string   `yaml:"cluster_routes" env:"NATS_CLUSTER_ROUTES"`
+	StartTimeout  Duration `yaml:"start_timeout" env:"NATS_START_TIMEOUT"`
+	ScaleUp       bool     `yaml:"scale_up" env:"NATS_SCALE_UP"`
 }
 
 func (n *NATS) defaults() {
 	n.Port, n.Replicas, n.Host, n.MaxReconnects = 4222, 1, "127.0.0.1", -1
+	n.clusterDefaults()
 }
 
 func (n *NATS) validate() error {
@@ -66,9 +74,12 @@ func (n *NATS) validate() error {
 	if n.Replicas < 1 || n.Replicas > 5 {
 		return invalid("NATS_REPLICAS (nats.replicas)", n.Replicas, "must be 1 to 5")
 	}
-	if n.URL == "" && n.Replicas > 1 {
+	if err := n.validateCluster(); err != nil {
+		return err
+	}
+	if n.URL == "" && n.Replicas > 1 && !n.Clustered() {
 		return invalid("NATS_REPLICAS (nats.replicas)", n.Replicas,
-			"the embedded NATS server is a single node and keeps one replica; set NATS_URL to a cluster for more")
+			"the embedded NATS server is a single node and keeps one replica; set NATS_CLUSTER_PORT and NATS_CLUSTER_ROUTES to make it a cluster node, or NATS_URL to a cluster")
 	}
 	if n.MaxReconnects < -1 {
 		return invalid("NATS_MAX_RECONNECTS (nats.max_reconnects)", n.MaxReconnects, "must be -1 (forever) or more")

@@ -19,11 +19,41 @@ type Check func(ctx context.Context) error
 type Checks struct {
 	mu     sync.RWMutex
 	checks map[string]Check
+	infos  map[string]func() any
 	parent *Checks // With: the set this one extends
 }
 
 // NewChecks returns an empty set.
-func NewChecks() *Checks { return &Checks{checks: map[string]Check{}} }
+func NewChecks() *Checks { return &Checks{checks: map[string]Check{}, infos: map[string]func() any{}} }
+
+// AddInfo registers details shown on /health under "info" and name, such
+// as the leader and replicas of every JetStream asset. fn must be cheap.
+func (c *Checks) AddInfo(name string, fn func() any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.infos == nil {
+		c.infos = map[string]func() any{}
+	}
+	c.infos[name] = fn
+}
+
+// Infos returns every registered detail by name (nil when there is none).
+func (c *Checks) Infos() map[string]any {
+	var out map[string]any
+	for s := c; s != nil; s = s.parent {
+		s.mu.RLock()
+		for n, fn := range s.infos {
+			if out == nil {
+				out = map[string]any{}
+			}
+			if _, ok := out[n]; !ok {
+				out[n] = fn()
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return out
+}
 
 // Add registers (or replaces) a named check.
 func (c *Checks) Add(name string, fn Check) {

@@ -316,6 +316,7 @@ type healthBody struct {
 	UptimeSeconds float64           `json:"uptime_seconds"`
 	NATS          *natsState        `json:"nats,omitempty"`
 	Checks        map[string]string `json:"checks"`
+	Info          map[string]any    `json:"info,omitempty"`
 	Reason        string            `json:"reason,omitempty"`
 }
 
@@ -339,6 +340,7 @@ func (s *Server) health(c echo.Context) error {
 			ClusterID: s.opts.NATSClusterID}
 	}
 	names, results := s.opts.Checks.Run(ctx)
+	b.Info = s.opts.Checks.Infos()
 	for _, n := range names {
 		if err := results[n]; err != nil {
 			b.Checks[n] = err.Error()

@@ -21,6 +21,9 @@ type Assets struct {
 	MaxMsgSize int32
 	// JobTTL is how long a job record and an unconsumed job are kept.
 	JobTTL time.Duration
+	// ScaleUp lets Ensure raise the replicas of existing assets to
+	// Replicas; without it a mismatch fails with ErrReplicaMismatch.
+	ScaleUp bool
 	// Config is the process configuration; nil means config.Default().
 	// Declarers read their concern's section from it.
 	Config *config.Config
@@ -45,6 +48,7 @@ func ForConfig(c *config.Config) Assets {
 		Replicas:   c.NATS.Replicas,
 		MaxMsgSize: int32(c.MaxPayloadBytes()),
 		JobTTL:     c.LB.JobTTL.D(),
+		ScaleUp:    c.NATS.ScaleUp,
 		Config:     c,
 	}
 }
@@ -90,8 +94,13 @@ func (a Assets) ObjectStores() []natsjs.ObjectStoreConfig {
 
 // Ensure creates or updates every declared stream, bucket and object
 // store. It is idempotent: running it again with the same Assets changes
-// nothing.
+// nothing. An existing asset with other replicas than a.Replicas fails
+// with ErrReplicaMismatch (naming both counts) unless it is a scale-up
+// and a.ScaleUp is set.
 func Ensure(ctx context.Context, js natsjs.JetStream, a Assets) error {
+	if err := checkReplicas(ctx, js, a); err != nil {
+		return err
+	}
 	for _, sc := range a.Streams() {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)

@@ -43,8 +43,12 @@ type EmbeddedOptions struct {
 	ConfigFile string
 	// MaxPayload raises the server's max_payload to at least this many bytes.
 	MaxPayload int32
-	// ServerName names the server in `nats server ls` and JetStream metadata.
+	// ServerName names the server in `nats server ls` and JetStream
+	// metadata; a cluster node needs one unique in its cluster.
 	ServerName string
+	// Cluster, when its Port is set, makes the server a cluster node
+	// (see ClusterOptions).
+	Cluster ClusterOptions
 }
 
 // Embedded is a running in-process nats-server with JetStream.
@@ -102,6 +106,9 @@ func StartEmbedded(o EmbeddedOptions, log *slog.Logger) (*Embedded, error) {
 	}
 	if opts.ServerName == "" {
 		opts.ServerName = o.ServerName
+	}
+	if err := applyCluster(opts, o.Cluster, o.User, o.Password, o.Token); err != nil {
+		return nil, err
 	}
 	opts.JetStream = true
 	opts.NoSigs = true

@@ -36,6 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "path of config.yaml (default $CONFIG_FILE, or ./config.yaml when it exists)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	scaleUp := fs.Bool("scale-up", false, "raise the replicas of existing streams and buckets to NATS_REPLICAS (same as NATS_SCALE_UP=true)")
 	fs.Usage = func() { usage(stdout, ps) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -116,6 +117,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "switchyard:", err)
 		return 2
 	}
+	if *scaleUp {
+		cfg.NATS.ScaleUp = true
+	}
 	if cmd == "config check" {
 		return configCheck(stdout, stderr, path, cfg)
 	}
@@ -145,7 +149,7 @@ func level(s string) slog.Level {
 func commandUsage(w io.Writer, fs *flag.FlagSet, cmd string, selected []part.Part) {
 	switch cmd {
 	case "run":
-		fmt.Fprintln(w, "Usage: switchyard run [-config config.yaml]")
+		fmt.Fprintln(w, "Usage: switchyard run [-config config.yaml] [-scale-up]")
 		fmt.Fprintln(w, "\nStarts every edge and worker pool in one process:")
 		for _, p := range selected {
 			fmt.Fprintf(w, "  %-10s %s\n", p.Name, p.Summary)

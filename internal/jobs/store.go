@@ -11,6 +11,8 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/switchyard/switchyard/subjects"
 )
 
@@ -20,6 +22,7 @@ const headroom = 1 << 10
 
 // Store reads and writes job records and their large result bodies.
 type Store struct {
+	nc    *nats.Conn
 	kv    natsjs.KeyValue
 	obs   natsjs.ObjectStore
 	limit int
@@ -49,7 +52,7 @@ func Open(ctx context.Context, js natsjs.JetStream) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job results object store: %w", err)
 	}
-	return &Store{kv: kv, obs: obs, limit: max(limit-headroom, headroom)}, nil
+	return &Store{nc: js.Conn(), kv: kv, obs: obs, limit: max(limit-headroom, headroom)}, nil
 }
 
 // ValueLimit is the largest encoded record the bucket takes.
@@ -96,12 +99,14 @@ func (s *Store) Create(ctx context.Context, r *Record) error {
 	return nil
 }
 
-// Get reads a record; ErrNotFound when there is none.
+// Get reads a record; ErrNotFound when there is none. Any replica may
+// answer, so the record may be older than the last write; a miss is
+// confirmed with the leader (see GetLatest) before ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
 	e, err := s.kv.Get(ctx, id)
 	if err != nil {
-		if errors.Is(err, natsjs.ErrKeyNotFound) {
-			return nil, ErrNotFound
+		if isNotFound(err) {
+			return s.GetLatest(ctx, id)
 		}
 		return nil, fmt.Errorf("get job %s: %w", id, err)
 	}

@@ -107,8 +107,9 @@ func (a *attempt) nakAfter(d time.Duration) func() error {
 func (a *attempt) claim() *ijobs.Record {
 	ctx := a.r.jobCtx
 	seq := a.md.Sequence.Stream
+	get := a.r.store.Get
 	for range writeTries {
-		rec, err := a.r.store.Get(ctx, a.id)
+		rec, err := get(ctx, a.id)
 		switch {
 		case errors.Is(err, ijobs.ErrNotFound):
 			a.end(outcomeSkipped, a.msg.Term, slog.LevelWarn, "job record missing (expired or deleted), terminated")
@@ -132,6 +133,7 @@ func (a *attempt) claim() *ijobs.Record {
 		if errors.Is(err, ijobs.ErrConflict) {
 			a.r.metrics.conflicts.WithLabelValues(a.svc, "start").Inc()
 			a.log.Info("job record changed meanwhile; reading it again", "transition", "start")
+			get = a.r.store.GetLatest // the read may have come from a replica behind the leader
 			continue
 		}
 		if err != nil {
@@ -164,6 +166,37 @@ func (a *attempt) write(rec *ijobs.Record) error {
 	return err
 }
 
+// writeResult stores the record of a job that ran: a write that fails for
+// a reason other than a lost compare-and-set (the bucket's leader died,
+// the connection moved to another server) is tried again with backoff for
+// up to ResultWriteBudget while the heartbeat keeps the delivery, because
+// the alternative is running the job again. A retry that finds the
+// revision moved asks whether its own earlier try went through.
+func (a *attempt) writeResult(rec *ijobs.Record) error {
+	end := time.Now().Add(a.r.o.ResultWriteBudget)
+	want := rec.Status
+	for i := 0; ; i++ {
+		err := a.r.store.Update(a.r.jobCtx, rec)
+		if errors.Is(err, ijobs.ErrConflict) && i > 0 {
+			// An earlier try may have been stored and its answer lost.
+			if cur, gerr := a.r.store.GetLatest(a.r.jobCtx, a.id); gerr == nil && cur.Status == want && cur.StreamSeq == rec.StreamSeq &&
+				cur.Attempts == rec.Attempts {
+				*rec = *cur
+				return nil
+			}
+			return err
+		}
+		if err == nil || errors.Is(err, ijobs.ErrConflict) || errors.Is(err, ijobs.ErrBackwards) ||
+			errors.Is(err, ijobs.ErrRecordTooLarge) || a.r.jobCtx.Err() != nil || time.Now().After(end) {
+			return err
+		}
+		d := min(time.Duration(i+1)*250*time.Millisecond, 2*time.Second)
+		a.r.metrics.writeRetries.WithLabelValues(a.svc).Inc()
+		a.log.Warn("job result write failed; retrying before the job could run again", "try", i+1, "retry_in", d.String(), "err", err)
+		sleep(a.r.jobCtx, d)
+	}
+}
+
 // lost handles a write that lost to a newer one: this delivery's result is
 // dropped and the job left to whoever wrote last.
 func (a *attempt) lost(transition string, object string) {
@@ -174,7 +207,7 @@ func (a *attempt) lost(transition string, object string) {
 		}
 	}
 	settle := func() error { return nil }
-	if rec, err := a.r.store.Get(a.r.jobCtx, a.id); err == nil && ijobs.Final(rec.Status) {
+	if rec, err := a.r.store.GetLatest(a.r.jobCtx, a.id); err == nil && ijobs.Final(rec.Status) {
 		settle = a.ack // finished elsewhere: this message is done with
 	}
 	a.end(outcomeConflict, settle, slog.LevelWarn, "job record changed under this attempt (a newer attempt took over); its result is dropped",
@@ -202,7 +235,7 @@ func (a *attempt) done(rec *ijobs.Record, resp httpnats.Response) {
 			return
 		}
 	}
-	err := a.write(rec)
+	err := a.writeResult(rec)
 	switch {
 	case errors.Is(err, ijobs.ErrConflict):
 		a.lost("done", object)
@@ -256,7 +289,7 @@ func (a *attempt) fail(rec *ijobs.Record, code, failure string) {
 	rec.Status = ijobs.StatusFailed
 	rec.ErrorCode = code
 	rec.LastError = failure
-	err := a.write(rec)
+	err := a.writeResult(rec)
 	if errors.Is(err, ijobs.ErrConflict) {
 		a.lost("failed", "")
 		return

@@ -22,6 +22,7 @@ type metrics struct {
 	recordErrors *prometheus.CounterVec
 	results      *prometheus.CounterVec
 	heartbeats   *prometheus.CounterVec
+	writeRetries *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -55,8 +56,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "switchyard", Subsystem: "jobs", Name: "heartbeat_errors_total",
 			Help: "Progress heartbeats (InProgress) that could not be sent, by service.",
 		}, []string{"service"}),
+		writeRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchyard", Subsystem: "jobs", Name: "result_write_retries_total",
+			Help: "Result writes tried again (e.g. across a leader change of the jobs bucket) instead of running the job again, by service.",
+		}, []string{"service"}),
 	}
-	reg.MustRegister(m.outcomes, m.duration, m.running, m.conflicts, m.recordErrors, m.results, m.heartbeats)
+	reg.MustRegister(m.outcomes, m.duration, m.running, m.conflicts, m.recordErrors, m.results, m.heartbeats, m.writeRetries)
 	return m
 }
 

@@ -44,8 +44,12 @@ type Options struct {
 	// PollWait is how long one pull request waits for jobs (0: 1s). A slot
 	// freed meanwhile is used by the next pull.
 	PollWait time.Duration
-	Registry prometheus.Registerer
-	Log      *slog.Logger
+	// ResultWriteBudget is how long storing a finished job's record is
+	// retried (heartbeating) before the job is handed back to run again
+	// (0: 30s). It outlasts a leader election of the jobs bucket.
+	ResultWriteBudget time.Duration
+	Registry          prometheus.Registerer
+	Log               *slog.Logger
 }
 
 // Runner executes jobs.
@@ -90,6 +94,9 @@ func New(o Options) (*Runner, error) {
 	}
 	if o.PollWait <= 0 {
 		o.PollWait = time.Second
+	}
+	if o.ResultWriteBudget <= 0 {
+		o.ResultWriteBudget = 30 * time.Second
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = 30 * time.Second
@@ -320,8 +327,9 @@ func (r *Runner) exhausted(stream natsjs.Stream, advisory []byte) {
 	if !ijobs.ValidID(id) {
 		return
 	}
+	get := r.store.Get
 	for range 3 {
-		rec, err := r.store.Get(ctx, id)
+		rec, err := get(ctx, id)
 		if err != nil {
 			if !errors.Is(err, ijobs.ErrNotFound) {
 				r.metrics.recordErrors.WithLabelValues(serviceOf(raw.Subject), "advisory").Inc()
@@ -341,6 +349,7 @@ func (r *Runner) exhausted(stream natsjs.Stream, advisory []byte) {
 		if errors.Is(err, ijobs.ErrConflict) {
 			r.metrics.conflicts.WithLabelValues(rec.Service, "advisory").Inc()
 			log.Info("job record changed meanwhile; reading it again", "transition", "advisory")
+			get = r.store.GetLatest
 			continue
 		}
 		if err != nil {
