@@ -32,6 +32,11 @@ type LB struct {
 	EdgeMaxBodyMemory int64 `yaml:"edge_max_body_memory" env:"LB_EDGE_MAX_BODY_MEMORY"`
 	// DiscoveryInterval is how often the edge asks NATS for micro services.
 	DiscoveryInterval Duration `yaml:"discovery_interval" env:"LB_DISCOVERY_INTERVAL"`
+	// DiscoveryGrace is how long a discovered service stays known after
+	// discovery last saw it: while its workers restart it answers 503
+	// no_responders (with Retry-After), not 404 unknown_service, and one
+	// late discovery reply does not drop it.
+	DiscoveryGrace Duration `yaml:"discovery_grace" env:"LB_DISCOVERY_GRACE"`
 	// JobTimeout bounds one attempt of a durable (async) job.
 	JobTimeout Duration `yaml:"job_timeout" env:"LB_JOB_TIMEOUT"`
 	// JobMaxDeliver is how many attempts a job gets before it is marked failed.
@@ -56,6 +61,7 @@ func (l *LB) defaults() {
 		EdgeMaxInFlight:     4096,
 		EdgeMaxBodyMemory:   256 << 20,
 		DiscoveryInterval:   Duration(5 * time.Second),
+		DiscoveryGrace:      Duration(time.Minute),
 		JobTimeout:          Duration(5 * time.Minute),
 		JobMaxDeliver:       5,
 		JobAckWait:          Duration(30 * time.Second),
@@ -88,6 +94,9 @@ func (l *LB) validate() error {
 	}
 	if l.JobMaxResultBytes < 0 {
 		return invalid("LB_JOB_MAX_RESULT_BYTES (lb.job_max_result_bytes)", l.JobMaxResultBytes, "must not be negative (0 means server.max_body_bytes)")
+	}
+	if l.DiscoveryGrace < 0 {
+		return invalid("LB_DISCOVERY_GRACE (lb.discovery_grace)", l.DiscoveryGrace, "must not be negative (0: a service is known while discovery sees it)")
 	}
 	return positive(
 		durationKey{"LB_DISCOVERY_INTERVAL (lb.discovery_interval)", l.DiscoveryInterval},

@@ -20,24 +20,32 @@ type discovery struct {
 	interval time.Duration
 	log      *slog.Logger
 
+	grace time.Duration
+
 	mu       sync.RWMutex
-	services map[string]bool // service names routable because a worker is on svc.<name>.>
+	services map[string]time.Time // service names routable because a worker is on svc.<name>.>, by when discovery last saw them
 
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
 }
 
-func newDiscovery(nc *nats.Conn, interval time.Duration, log *slog.Logger) *discovery {
-	return &discovery{nc: nc, interval: interval, log: log, services: map[string]bool{},
+// newDiscovery asks every interval. A service stays known for grace after
+// the last time discovery saw it: while its workers restart, requests get
+// 503 no_responders (come back) rather than 404 unknown_service (give up),
+// and one late reply to a discovery round does not drop it.
+func newDiscovery(nc *nats.Conn, interval, grace time.Duration, log *slog.Logger) *discovery {
+	return &discovery{nc: nc, interval: interval, grace: grace, log: log, services: map[string]time.Time{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// Known reports whether name was discovered as a service.
+// Known reports whether name was discovered as a service within the grace
+// period.
 func (d *discovery) Known(name string) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return d.services[name]
+	seen, ok := d.services[name]
+	return ok && time.Since(seen) <= d.grace+d.interval
 }
 
 func (d *discovery) Run(ctx context.Context) error {
@@ -72,14 +80,29 @@ func (d *discovery) refresh() {
 			}
 		}
 	}
+	now := time.Now()
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	for n := range found {
-		if !d.services[n] {
+		if _, ok := d.services[n]; !ok {
 			d.log.Info("service discovered", "service", n)
 		}
+		d.services[n] = now
 	}
-	d.services = found
-	d.mu.Unlock()
+	for n, seen := range d.services {
+		if found[n] {
+			continue
+		}
+		// Gone from this round. Keep it for the grace period, counted from
+		// the round that last saw it.
+		if now.Sub(seen) > d.grace {
+			delete(d.services, n)
+			d.log.Info("service gone", "service", n, "last_seen", seen.UTC().Format(time.RFC3339))
+		} else if now.Sub(seen) <= d.interval+time.Second {
+			d.log.Debug("discovered service missing from a round; kept for the grace period",
+				"service", n, "grace", d.grace.String())
+		}
+	}
 }
 
 // Stats gathers $SRV.STATS from every micro service instance.

@@ -12,7 +12,8 @@
 // overloaded with Retry-After. At the shutdown deadline, requests still
 // waiting are answered 503 shutting_down.
 //
-// Errors: unknown service 404; no worker (NATS no-responders) or no healthy
+// Errors: unknown service 404 (a discovered service stays known for
+// lb.discovery_grace after discovery last saw it); no worker (NATS no-responders) or no healthy
 // upstream 503 with Retry-After, at once; past rust.request_timeout 504;
 // bodies over the limit 413. The edge holds no state but a cache of the
 // micro services it discovered. Handlers are safe for concurrent use.
@@ -76,7 +77,7 @@ func build(s *edge.Server, d *part.Deps) ([]part.Component, error) {
 	h := &handler{
 		nc: d.NC, timeout: d.Config.Rust.RequestTimeout.D(), maxBody: d.Config.Server.MaxBodyBytes,
 		configured: map[string]config.ResolvedService{},
-		disc:       newDiscovery(d.NC, d.Config.LB.DiscoveryInterval.D(), d.Log),
+		disc:       newDiscovery(d.NC, d.Config.LB.DiscoveryInterval.D(), d.Config.LB.DiscoveryGrace.D(), d.Log),
 		jobs:       store,
 		jetstream:  d.JS,
 		metrics:    newMetrics(d.Registry),

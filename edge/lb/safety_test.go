@@ -221,14 +221,20 @@ func TestResetFailoverOnlyWhenSafe(t *testing.T) {
 // one is tried, and the answer says so (503 with Retry-After), for a POST
 // too.
 func TestDialFailuresFailOverForEveryMethod(t *testing.T) {
-	dead := httptest.NewServer(http.NotFoundHandler())
+	// The upstream passes the health probe at start, then goes away: the
+	// pool still counts it healthy (no further probe in this test), so
+	// requests are sent to it and fail to connect.
+	dead, _ := countingUpstream(t)
 	deadURL := dead.URL
-	dead.Close()
 	good, goodRuns := countingUpstream(t)
 	cfg := baseConfig(t)
+	cfg.Rust.HealthCheckInterval = config.Duration(time.Hour)
 	cfg.Services["vision"] = config.Service{EjectAfter: 1000,
 		Upstreams: []config.Upstream{{URL: deadURL}, {URL: good.URL}}}
 	s := startSys(t, cfg)
+	passed := `switchyard_proxy_health_checks_total{result="pass",service="vision",upstream="` + strings.TrimPrefix(deadURL, "http://") + `"}`
+	waitFor(t, "the first probe of the upstream that goes away", func() bool { return metric(t, s.url, passed) == 1 })
+	dead.Close()
 	for i := 0; i < 6; i++ {
 		resp := do(t, "POST", s.url+"/vision/run", []byte(`{}`))
 		if body := readAll(t, resp); resp.StatusCode != http.StatusOK {

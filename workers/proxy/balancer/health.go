@@ -21,6 +21,7 @@ const (
 // interval, the first time at once, until ctx is done, and returns when
 // every check has stopped. Each check times out after min(interval, 5s).
 // A 2xx answer passes; anything else, or no answer, fails.
+// The first check's result is the upstream's health at once; after it,
 // HealthyThreshold consecutive passes mark an upstream healthy,
 // UnhealthyThreshold consecutive failures mark it unhealthy. Health does
 // not end an ejection: an ejected upstream that passes stays ejected until
@@ -103,7 +104,27 @@ func (p *Pool) probe(ctx context.Context, client *http.Client, u *Upstream, time
 }
 
 // recordCheck counts a check's result and flips u's health at a threshold.
+// The first check's result is the verdict at once: an upstream that is down
+// at start shows as unhealthy (and takes no traffic) after one probe, not
+// after UnhealthyThreshold intervals.
 func (p *Pool) recordCheck(u *Upstream, pass bool, reason string) {
+	if !u.checked.Swap(true) {
+		if pass {
+			u.hcPasses.Store(p.healthyThreshold)
+			u.hcFails.Store(0)
+			if u.met != nil {
+				u.met.pass.Inc()
+			}
+		} else {
+			u.hcFails.Store(p.unhealthyThreshold)
+			u.hcPasses.Store(0)
+			if u.met != nil {
+				u.met.fail.Inc()
+			}
+		}
+		p.setHealthy(u, pass, reason)
+		return
+	}
 	if pass {
 		if u.met != nil {
 			u.met.pass.Inc()

@@ -98,7 +98,7 @@ func TestRunHealthChecks(t *testing.T) {
 	stop := runChecks(t, p, newClient(t), 10*time.Millisecond)
 
 	eventually(t, 10*time.Second, "500 upstream marked unhealthy", func() bool {
-		return healthy() == [3]bool{true, false, true}
+		return healthy() == [3]bool{true, false, true} && ok.hits.Load() > 0
 	})
 	if ok.hits.Load() == 0 {
 		t.Fatal("the base path was not joined: /base/hz never checked")
@@ -134,6 +134,34 @@ func TestRunHealthChecks(t *testing.T) {
 	if v := counterValue(t, reg, "switchyard_proxy_health_checks_total", map[string]string{
 		"upstream": ok.Listener.Addr().String(), "result": "pass"}); v < 1 {
 		t.Fatalf("no passing checks counted")
+	}
+}
+
+// The first check decides at once: an upstream that is down at start is
+// unhealthy after one probe, not after UnhealthyThreshold intervals (and
+// one that is up stays healthy with HealthyThreshold above 1).
+func TestFirstHealthCheckDecidesAtOnce(t *testing.T) {
+	up := newHealthServer(t, http.StatusOK)
+	down := newHealthServer(t, http.StatusServiceUnavailable)
+	log, logs := newLog()
+	p, err := New(config.ResolvedService{Name: "first", Service: config.Service{
+		HealthPath: "/hz", HealthyThreshold: 3, UnhealthyThreshold: 3,
+		Upstreams: []config.Upstream{{URL: up.URL}, {URL: down.URL}},
+	}}, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An interval far longer than the test: only the first check runs.
+	runChecks(t, p, newClient(t), time.Hour)
+	eventually(t, 10*time.Second, "the down upstream unhealthy after the first probe", func() bool {
+		s := p.Snapshot()
+		return s[0].Healthy && !s[1].Healthy && up.hits.Load() > 0
+	})
+	if up.hits.Load() != 1 || down.hits.Load() != 1 {
+		t.Errorf("checks: up %d, down %d; want one each", up.hits.Load(), down.hits.Load())
+	}
+	if !logs.Contains(`health check answered 503`) {
+		t.Error("the first verdict is not logged with its reason")
 	}
 }
 

@@ -25,6 +25,7 @@ type Upstream struct {
 	met       *upstreamMetrics
 
 	healthy  atomic.Bool  // the active checks' verdict
+	checked  atomic.Bool  // a check has given its result
 	hcPasses atomic.Int32 // consecutive passing checks
 	hcFails  atomic.Int32 // consecutive failing checks
 
