@@ -69,12 +69,14 @@ test:
 test-short:
 	$(GO) test -count=1 -short ./...
 
-## bench: Go benchmarks, the load balancer against nginx and direct (wrk), the cache edge against by-hand Redis and hello-world, the broker against a minimal hub and raw NATS (CENTRIFUGO=path adds Centrifugo)
+## bench: Go benchmarks, the load balancer against nginx and direct (wrk), the cache edge against by-hand Redis and hello-world, the broker against a minimal hub and raw NATS (CENTRIFUGO=path adds Centrifugo), the stream edge against JetStream publish and a gorilla broadcast (NATS_CLI=path uses nats bench)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bash bench/lb.sh
 	bash bench/cache.sh
 	$(GO) run ./bench/broker $(if $(CENTRIFUGO),-centrifugo $(CENTRIFUGO))
+	bash scripts/test-deps.sh wrk
+	$(GO) run ./bench/streambench $(if $(NATS_CLI),-nats $(NATS_CLI))
 
 ## lint: gofmt and go vet
 lint:

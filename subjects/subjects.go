@@ -385,6 +385,10 @@ func StreamAll(id string) (string, error) {
 	return RootStream + "." + id + ".*", nil
 }
 
+// StreamsFilter matches the subjects of every stream, stream.*.*: the
+// filter that lists the STREAM_<id> JetStream streams.
+const StreamsFilter = RootStream + ".*.*"
+
 // StreamProcessConsumer is the durable pull consumer on each STREAM_<id>
 // (filter stream.<id>.in) that the stream processing workers share.
 const StreamProcessConsumer = "process"

@@ -62,8 +62,9 @@ func main() {
 	natsCLI := flag.String("nats", "", "path of the nats CLI for (b) (default: nats on PATH, else a Go publisher)")
 	wrkPath := flag.String("wrk", "", "path of wrk for (a) (default: wrk on PATH, else Go HTTP clients)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of (a) to this file")
+	fanProfile := flag.String("fanoutprofile", "", "write a CPU profile of (c) to this file")
 	flag.Parse()
-	profile = *cpuProfile
+	profile, fanoutProfile = *cpuProfile, *fanProfile
 	wrkBin = *wrkPath
 	if err := run(*duration, *fanout, *natsCLI); err != nil {
 		fmt.Fprintln(os.Stderr, "streambench:", err)
@@ -71,7 +72,7 @@ func main() {
 	}
 }
 
-var profile, wrkBin string
+var profile, fanoutProfile, wrkBin string
 
 func run(d time.Duration, fanout int, natsCLI string) error {
 	dir, err := os.MkdirTemp("", "streambench-")
@@ -152,7 +153,17 @@ func run(d time.Duration, fanout int, natsCLI string) error {
 	if err := preload(hc, base, fid, fanout); err != nil {
 		return err
 	}
+	if fanoutProfile != "" {
+		f, err := os.Create(fanoutProfile)
+		if err != nil {
+			return err
+		}
+		_ = pprof.StartCPUProfile(f)
+	}
 	c, err := fanoutStream(fid, fanout)
+	if fanoutProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return err
 	}

@@ -203,6 +203,11 @@ func (h *Handler) chunk(c echo.Context) error {
 	defer cancel()
 	ack, err := h.o.JS.PublishMsg(pctx, m, natsjs.WithExpectStream(jetstreamName(id)))
 	if err != nil {
+		if req.Context().Err() != nil {
+			// The client went away: whether the chunk was stored, its
+			// retry with the same X-Chunk-Id will tell.
+			return apierr.From(req.Context().Err())
+		}
 		return h.publishError(typ, id, err)
 	}
 	if !ack.Duplicate {

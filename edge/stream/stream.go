@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,6 +102,10 @@ type Options struct {
 	// JanitorInterval is how often idle and expired streams are looked for
 	// (default: a quarter of the shorter timeout, from 1s to 30s).
 	JanitorInterval time.Duration
+	// OrphanAge is how old a STREAM_<id> JetStream stream without a record
+	// must be before the janitor deletes it (default 1m): a create that
+	// died between the two leaves one behind.
+	OrphanAge time.Duration
 }
 
 // Handler serves the stream routes. It is a component: Run keeps its copy
@@ -134,6 +139,9 @@ func New(ctx context.Context, s *edge.Server, o Options) (*Handler, error) {
 	}
 	if o.BacklogRefresh <= 0 {
 		o.BacklogRefresh = 100 * time.Millisecond
+	}
+	if o.OrphanAge <= 0 {
+		o.OrphanAge = time.Minute
 	}
 	if o.JanitorInterval <= 0 {
 		o.JanitorInterval = 30 * time.Second
@@ -308,6 +316,31 @@ func (h *Handler) janitor() {
 		}
 		for _, t := range streams.Types {
 			h.o.Metrics.Streams.WithLabelValues(string(t)).Set(float64(counts[t]))
+		}
+		h.deleteOrphans()
+	}
+}
+
+// deleteOrphans deletes the STREAM_<id> JetStream streams that have had
+// no record for OrphanAge: left by a create that died half way.
+func (h *Handler) deleteOrphans() {
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	l := h.o.JS.ListStreams(ctx, natsjs.WithStreamListSubject(subjects.StreamsFilter))
+	var orphans []string
+	for info := range l.Info() {
+		id, ok := strings.CutPrefix(info.Config.Name, subjects.StreamPrefix)
+		if !ok || h.replica.Get(id) != nil || time.Since(info.Created) < h.o.OrphanAge {
+			continue
+		}
+		orphans = append(orphans, id)
+	}
+	for _, id := range orphans {
+		if _, err := h.store.Get(ctx, id); !errors.Is(err, streams.ErrNotFound) {
+			continue
+		}
+		if err := h.o.JS.DeleteStream(ctx, jetstreamName(id)); err == nil {
+			h.o.Log.Info("orphan stream deleted", "stream", id)
 		}
 	}
 }
