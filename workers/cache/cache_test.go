@@ -331,8 +331,20 @@ func TestReconnectClearsLocalTier(t *testing.T) {
 	}
 	srv.Shutdown()
 	waitFor(t, 5*time.Second, "the local tier to be bypassed", func() bool { return !c.Stats().Shared.LocalCoherent })
+	// NATS is the shared tier here: the first read finds it unreachable,
+	// and degraded mode then serves local hits again.
+	waitFor(t, 10*time.Second, "degraded mode to serve the local hit", func() bool {
+		v, src, err := get(t, c, "rc", "k")
+		return err == nil && v == "v" && src == cache.SourceLocal && c.Degraded()
+	})
+	if _, _, err := get(t, c, "rc", "other"); !errors.Is(err, cache.ErrUnavailable) {
+		t.Fatalf("miss with NATS down: %v", err)
+	}
 	jstest.StartAt(t, dir, port)
-	waitFor(t, 20*time.Second, "reconnect", func() bool { return c.Stats().Shared.LocalCoherent })
+	waitFor(t, 20*time.Second, "reconnect and recovery", func() bool {
+		st := c.Stats().Shared
+		return st.LocalCoherent && !st.Degraded
+	})
 	if st := c.Stats(); st.Invalidations.Cleared == 0 {
 		t.Fatalf("local tier not cleared on reconnect: %+v", st.Invalidations)
 	}

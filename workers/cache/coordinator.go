@@ -278,7 +278,7 @@ func (c *Coordinator) checkConn() {
 	switch {
 	case !connected && c.coherent.Load():
 		c.coherent.Store(false)
-		c.o.Log.Warn("cache: NATS disconnected, local tier bypassed until reconnect")
+		c.o.Log.Warn("cache: NATS disconnected, local tier bypassed until reconnect (unless degraded)")
 	case connected && !c.coherent.Load():
 		c.clearLocal("NATS reconnected")
 		c.coherent.Store(true)
@@ -309,6 +309,11 @@ func (c *Coordinator) probe() {
 		c.o.Log.Info("cache: shared tier reachable again, leaving degraded mode", "backend", c.o.Backend)
 	}
 }
+
+// localReadable: the local tier answers while invalidations can arrive,
+// and in degraded mode (nothing fresher can be read then; entries are at
+// most MaxAge old and the tier is cleared on reconnect).
+func (c *Coordinator) localReadable() bool { return c.coherent.Load() || c.degraded.Load() }
 
 // Degraded reports whether the shared tier is unreachable.
 func (c *Coordinator) Degraded() bool { return c.degraded.Load() }
@@ -408,7 +413,7 @@ func (c *Coordinator) Get(ctx context.Context, ns, key string) (tier.Entry, Sour
 		return tier.Entry{}, "", err
 	}
 	st := c.state(ns)
-	if st.useLocal && c.coherent.Load() {
+	if st.useLocal && c.localReadable() {
 		if e, err := c.local.Get(ctx, ns, key); err == nil {
 			st.hitsLocal.Add(1)
 			st.pHitsLocal.Inc()
@@ -582,7 +587,7 @@ func (c *Coordinator) GetMany(ctx context.Context, ns string, keys []string) ([]
 	out := make([]Result, len(keys))
 	var missKeys []string
 	var missIdx []int
-	useLocal := st.useLocal && c.coherent.Load()
+	useLocal := st.useLocal && c.localReadable()
 	for i, k := range keys {
 		if useLocal {
 			if e, err := c.local.Get(ctx, ns, k); err == nil {
@@ -756,7 +761,7 @@ func (c *Coordinator) localGet(ns, key string) (tier.Entry, error) {
 		return tier.Entry{}, ErrInvalidKey
 	}
 	st := c.state(ns)
-	if !st.useLocal || !c.coherent.Load() {
+	if !st.useLocal || !c.localReadable() {
 		return tier.Entry{}, ErrNotFound
 	}
 	e, err := c.local.Get(context.Background(), ns, key)

@@ -31,8 +31,9 @@
 // other coordinator drops those keys from its local tier, so no process
 // serves a value another overwrote or deleted once the message arrived
 // (about a millisecond on one NATS server; see the coherence test). A
-// coordinator that loses its NATS connection stops reading its local tier,
-// and clears it on reconnect, since invalidations sent meanwhile are lost;
+// coordinator that loses its NATS connection stops reading its local tier
+// (unless degraded: then nothing fresher exists), and clears it on
+// reconnect, since invalidations sent meanwhile are lost;
 // dropped invalidations (slow consumer) clear it too. Entries also expire
 // from a local tier after cache.local_max_age, which bounds what a write
 // that bypassed the coordinators (straight into the bucket or Redis) can
