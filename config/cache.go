@@ -39,8 +39,8 @@ type Cache struct {
 	SharedMaxBytes int64 `yaml:"shared_max_bytes" env:"CACHE_SHARED_MAX_BYTES"`
 	// SharedTimeout bounds one shared-tier operation (default 2s).
 	SharedTimeout Duration `yaml:"shared_timeout" env:"CACHE_SHARED_TIMEOUT"`
-	// MaxInFlight bounds the NATS cache requests one process serves at once;
-	// more wait in NATS (default 1024).
+	// MaxInFlight bounds the NATS cache requests one process has waiting on
+	// the shared tier; beyond it they are answered 503 at once (default 1024).
 	MaxInFlight int `yaml:"max_in_flight" env:"CACHE_MAX_IN_FLIGHT"`
 	// Namespaces configures namespaces one by one (YAML only).
 	Namespaces map[string]CacheNamespace `yaml:"namespaces"`

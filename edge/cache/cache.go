@@ -63,9 +63,9 @@ func build(d *part.Deps) ([]part.Component, error) {
 		return nil, err
 	}
 	o := d.EdgeOptions("cache")
-	o.Checks = d.Checks.With("cache", co.Coordinator.Check)
+	o.Checks = d.Checks.With("cache", co.C.Check)
 	s := edge.New(o)
-	Register(s.Echo, co.Coordinator, d.Config.Cache.MaxValueBytes)
+	Register(s.Echo, co.C, d.Config.Cache.MaxValueBytes)
 	co.srv = s
 	return []part.Component{s, co}, nil
 }

@@ -20,7 +20,7 @@ import (
 // tier, as one component. Shutdown waits for the edge's in-flight requests
 // before it closes what they use.
 type Coordinator struct {
-	*wcache.Coordinator
+	C           *wcache.Coordinator
 	svc         *wcache.Service
 	closeShared func() error
 	srv         *edge.Server
@@ -96,8 +96,11 @@ func NewCoordinator(ctx context.Context, d *part.Deps) (*Coordinator, error) {
 		return nil, fmt.Errorf("cache service: %w", err)
 	}
 	d.Log.Info("cache coordinator ready", "backend", o.Backend, "namespaces", len(o.Namespaces))
-	return &Coordinator{Coordinator: c, svc: svc, closeShared: closeShared}, nil
+	return &Coordinator{C: c, svc: svc, closeShared: closeShared}, nil
 }
+
+// Run runs the coordinator until Shutdown or ctx ends.
+func (c *Coordinator) Run(ctx context.Context) error { return c.C.Run(ctx) }
 
 // Shutdown stops the NATS service, waits for the edge's requests, stops
 // the coordinator and closes the shared tier. Safe to call twice.
@@ -108,7 +111,7 @@ func (c *Coordinator) Shutdown(ctx context.Context) error {
 		if c.srv != nil {
 			errs = append(errs, c.srv.Shutdown(ctx))
 		}
-		errs = append(errs, c.Coordinator.Shutdown(ctx), c.closeShared())
+		errs = append(errs, c.C.Shutdown(ctx), c.closeShared())
 	})
 	return errors.Join(errs...)
 }

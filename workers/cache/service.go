@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,8 @@ type Service struct {
 }
 
 // StartService registers the micro service on nc. maxInFlight bounds the
-// requests served at once (0: 1024); beyond it requests wait in NATS.
+// requests waiting on the shared tier at once (0: 1024); beyond it a
+// request is answered 503 with Retry-After at once.
 func (c *Coordinator) StartService(nc *nats.Conn, version string, maxInFlight int) (*Service, error) {
 	if maxInFlight <= 0 {
 		maxInFlight = 1024
@@ -73,7 +75,7 @@ func (s *Service) Stop(ctx context.Context) error {
 
 // handle answers a request. A local hit is answered on the endpoint's
 // goroutine; anything that needs the shared tier runs on its own
-// goroutine (at most maxInFlight) and replies by itself.
+// goroutine (at most maxInFlight, else 503 at once) and replies by itself.
 func (s *Service) handle(r micro.Request) {
 	subj := r.Subject()
 	rest := strings.TrimPrefix(subj, subjects.RootCache+".")
@@ -92,7 +94,15 @@ func (s *Service) handle(r micro.Request) {
 			}
 		}
 	}
-	s.sem <- struct{}{}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		// Every slot is busy (waiting on the shared tier): answer at once
+		// rather than queue without bound.
+		s.reply(r.Reply(), errMsg(apierr.Newf(http.StatusServiceUnavailable, apierr.CodeUnavailable,
+			"cache service busy: %d requests in progress", cap(s.sem)).WithRetry(RetryAfter)))
+		return
+	}
 	s.wg.Add(1)
 	reply := r.Reply()
 	go func() {
