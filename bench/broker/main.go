@@ -3,16 +3,22 @@
 // connection each, for
 //
 //	(a) Switchyard's broker edge (NATS publish on broker.svc.<service>.t, JSON frame),
+//	(a') the same with ?batch=true (messages queued together share a frame, one a line),
 //	(b) a minimal hub: one NATS subscription, gorilla/websocket, no envelope,
 //	(c) raw NATS: one subscriber per service, no WebSocket,
 //	(d) Centrifugo, when -centrifugo names its binary: NATS broker in raw
 //	    mode, so a plain NATS publish reaches its WebSocket subscribers.
 //
-// Every target runs in this process (Centrifugo in its own) against one
-// embedded nats-server; the load generator shares the machine. The
-// publisher keeps at most -window messages in flight; each receiver reads
-// the publish time from the payload. It prints messages/s, p50 and p99
-// publish-to-frame latency, and the ratios. Ports: 127.0.0.1:19300-19303.
+// One embedded nats-server runs in this process with the load generator
+// (the publisher and the 100 WebSocket clients or NATS subscribers); each
+// server under test runs as a process of its own, as deployed: the
+// switchyard binary (`switchyard broker`, built for the run), this program
+// again for the hub (-serve-hub), the centrifugo binary. So on a shared
+// machine each gets the same share of the CPU. The publisher keeps at most
+// -window messages in flight; each receiver reads the publish time from
+// the payload. It prints messages/s, p50 and p99 publish-to-frame latency,
+// and the ratios. Ports: 127.0.0.1:19300-19303. Run it from the repository
+// root.
 //
 //	go run ./bench/broker [-duration 5s] [-centrifugo /path/to/centrifugo]
 package main
@@ -28,6 +34,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -36,15 +43,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
-	natsjs "github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchyard/switchyard/edge"
-	"github.com/switchyard/switchyard/edge/broker"
 	"github.com/switchyard/switchyard/jetstream"
 )
 
@@ -65,10 +69,18 @@ var (
 	only       = flag.String("only", "", "run only these targets, e.g. ab")
 	rounds     = flag.Int("rounds", 3, "runs of every target, interleaved; the median run of each is reported")
 	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the whole run")
+	serveHub   = flag.String("serve-hub", "", "internal: serve the minimal hub, connected to this NATS URL, until interrupted")
 )
 
 func main() {
 	flag.Parse()
+	if *serveHub != "" {
+		if err := runHub(*serveHub); err != nil {
+			fmt.Fprintln(os.Stderr, "hub:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -108,6 +120,10 @@ func run() error {
 	}
 	defer emb.Shutdown()
 	url := emb.ClientURL()
+	switchyardBin = filepath.Join(dir, "switchyard")
+	if b, err := exec.Command("go", "build", "-o", switchyardBin, "./cmd/switchyard").CombinedOutput(); err != nil {
+		return fmt.Errorf("build switchyard (run from the repository root): %v\n%s", err, b)
+	}
 
 	targets := []struct {
 		name string
@@ -115,7 +131,8 @@ func run() error {
 	}{
 		{"(c) raw NATS", benchRaw},
 		{"(b) minimal hub", benchHub},
-		{"(a) Switchyard broker", benchBroker},
+		{"(a) Switchyard broker", func(u string, l *slog.Logger) (result, error) { return benchBroker(u, l, false) }},
+		{"(a') Switchyard broker, ?batch=true", func(u string, l *slog.Logger) (result, error) { return benchBroker(u, l, true) }},
 		{"(d) Centrifugo", benchCentrifugo},
 	}
 	runs := map[string][]result{}
@@ -169,17 +186,19 @@ func run() error {
 		fmt.Printf("| %s | %s | %s | %s |\n", r.name, group(r.rate()), ms(r.p50), ms(r.p99))
 	}
 	fmt.Println()
-	a, ok := by["(a)"]
-	if !ok {
-		return nil
-	}
-	for _, k := range []string{"(b)", "(c)", "(d)"} {
-		o := by[k]
-		if o.skipped != "" || o.msgs == 0 {
+	for _, ak := range []string{"(a)", "(a'"} {
+		a, ok := by[ak]
+		if !ok {
 			continue
 		}
-		fmt.Printf("(a)/%s: throughput %.2fx, p50 %.2fx, p99 %.2fx\n", k, a.rate()/o.rate(),
-			float64(a.p50)/float64(o.p50), float64(a.p99)/float64(o.p99))
+		for _, k := range []string{"(b)", "(c)", "(d)"} {
+			o := by[k]
+			if o.skipped != "" || o.msgs == 0 {
+				continue
+			}
+			fmt.Printf("%s/%s: throughput %.2fx, p50 %.2fx, p99 %.2fx\n", a.name[:strings.IndexByte(a.name, ')')+1], k, a.rate()/o.rate(),
+				float64(a.p50)/float64(o.p50), float64(a.p99)/float64(o.p99))
+		}
 	}
 	return nil
 }
@@ -442,11 +461,12 @@ type hub struct {
 	conns map[string]chan []byte
 }
 
-func benchHub(url string, _ *slog.Logger) (result, error) {
+// runHub serves the hub on hubPort until SIGINT or SIGTERM.
+func runHub(url string) error {
 	h := &hub{conns: map[string]chan []byte{}}
 	nc, err := nats.Connect(url, nats.Name("bench-hub"))
 	if err != nil {
-		return result{}, err
+		return err
 	}
 	defer nc.Close()
 	sb, err := nc.Subscribe("hub.>", func(m *nats.Msg) {
@@ -462,7 +482,7 @@ func benchHub(url string, _ *slog.Logger) (result, error) {
 		}
 	})
 	if err != nil {
-		return result{}, err
+		return err
 	}
 	_ = sb.SetPendingLimits(-1, -1)
 	up := websocket.Upgrader{}
@@ -477,7 +497,7 @@ func benchHub(url string, _ *slog.Logger) (result, error) {
 		h.mu.Lock()
 		h.conns[svc] = ch
 		h.mu.Unlock()
-		wg.Add(1)
+		wg.Add(2)
 		go func() { // reader: notices the close
 			defer wg.Done()
 			for {
@@ -490,7 +510,6 @@ func benchHub(url string, _ *slog.Logger) (result, error) {
 				}
 			}
 		}()
-		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer c.Close()
@@ -503,13 +522,65 @@ func benchHub(url string, _ *slog.Logger) (result, error) {
 	})}
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", hubPort))
 	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	_ = srv.Serve(ln)
+	wg.Wait()
+	return nil
+}
+
+// server runs one server under test as its own process until stop.
+func server(name string, cmd *exec.Cmd) (stop func(), out *bytes.Buffer, err error) {
+	out = &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}, out, nil
+}
+
+// waitDial waits until a WebSocket upgrade on url succeeds.
+func waitDial(url string, out *bytes.Buffer) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err == nil {
+			_ = c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server did not start: %v\n%s", err, out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func benchHub(url string, _ *slog.Logger) (result, error) {
+	self, err := os.Executable()
+	if err != nil {
 		return result{}, err
 	}
-	go func() { _ = srv.Serve(ln) }()
-	defer func() {
-		_ = srv.Close()
-		wg.Wait()
-	}()
+	stop, out, err := server("hub", exec.Command(self, "-serve-hub", url))
+	if err != nil {
+		return result{}, err
+	}
+	defer stop()
+	if err := waitDial(fmt.Sprintf("ws://127.0.0.1:%d/ws/probe", hubPort), out); err != nil {
+		return result{}, err
+	}
 	l := newLoad()
 	urls := make([]string, *services)
 	for i := range urls {
@@ -532,46 +603,28 @@ func benchHub(url string, _ *slog.Logger) (result, error) {
 	return l.drive(pub, subjects)
 }
 
-func benchBroker(url string, log *slog.Logger) (result, error) {
-	nc, err := nats.Connect(url, nats.Name("bench-broker"))
+// switchyardBin is the switchyard binary built for the run.
+var switchyardBin string
+
+func benchBroker(url string, _ *slog.Logger, batch bool) (result, error) {
+	cmd := exec.Command(switchyardBin, "broker")
+	cmd.Env = append(os.Environ(), "NATS_URL="+url, "HOST=127.0.0.1", "BROKER_PORT="+strconv.Itoa(brokerPort),
+		"DATA_DIR="+os.TempDir(), "LOG_LEVEL=error", "CONFIG_FILE=")
+	stop, out, err := server("switchyard broker", cmd)
 	if err != nil {
 		return result{}, err
 	}
-	defer nc.Close()
-	js, err := natsjs.New(nc)
-	if err != nil {
+	defer stop()
+	if err := waitDial(fmt.Sprintf("ws://127.0.0.1:%d/ws/probe", brokerPort), out); err != nil {
 		return result{}, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := jetstream.Ensure(ctx, js, jetstream.Assets{Replicas: 1, MaxMsgSize: 1 << 20}); err != nil {
-		return result{}, err
-	}
-	b, err := broker.New(ctx, broker.Options{NC: nc, JS: js, Log: log, Registry: prometheus.NewRegistry()})
-	if err != nil {
-		return result{}, err
-	}
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", brokerPort))
-	if err != nil {
-		return result{}, err
-	}
-	s := edge.New(edge.Options{Name: "broker", Listener: ln, Log: log, NC: nc})
-	b.Register(s)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = s.Run(context.Background()) }()
-	go func() { defer wg.Done(); _ = b.Run(context.Background()) }()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.Shutdown(sctx)
-		_ = b.Shutdown(sctx)
-		wg.Wait()
-	}()
 	l := newLoad()
 	urls := make([]string, *services)
 	for i := range urls {
 		urls[i] = fmt.Sprintf("ws://127.0.0.1:%d/ws/s%03d", brokerPort, i)
+		if batch {
+			urls[i] += "?batch=true"
+		}
 	}
 	probe, closeAll, err := wsClients(urls, l, nil)
 	if err != nil {

@@ -343,3 +343,30 @@ func TestShutdownClosesWith1001(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchedFrames: with ?batch=true a frame may carry several messages,
+// one a line; every message arrives once, in order, intact, even a payload
+// published with line breaks in it.
+func TestBatchedFrames(t *testing.T) {
+	ns := startNATS(t)
+	n := startNode(t, ns, broker.Options{})
+	c := n.dial("feed", "batch=true")
+	n.connected("feed", 1)
+	pub := ns.Conn(t)
+	const total = 2000
+	for i := range total {
+		if err := pub.Publish("broker.svc.feed.tick", fmt.Appendf(nil, "{\n  \"n\": %d\n}", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range total {
+		f := c.next()
+		if got := f["payload"].(map[string]any)["n"].(float64); int(got) != i {
+			t.Fatalf("message %d has n=%v", i, got)
+		}
+	}
+	t.Logf("%d messages in %d frames", total, c.nframes.Load())
+	if st, _ := n.get("/ws/feed?batch=maybe"); st != http.StatusBadRequest {
+		t.Fatalf("bad batch value: %d, want 400", st)
+	}
+}

@@ -7,7 +7,7 @@
 //
 // # Routes
 //
-//	GET  /ws/:service[?mode=queue|broadcast]  upgrade; 400 bad name or mode, 503 draining, not connected or full
+//	GET  /ws/:service[?mode=queue|broadcast][&batch=true]  upgrade; 400 bad name, mode or batch; 503 draining, not connected or full
 //	POST /publish                              {"service","topic","payload","persistent","from"} -> 202 {"id",...}
 //	GET  /services                             presence over every broker process plus micro services
 //

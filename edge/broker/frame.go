@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -128,13 +129,25 @@ func errorFrame(code, msg string, in *inFrame) []byte {
 }
 
 // appendPayload embeds p as JSON: as is when it is valid JSON, null when
-// empty, and as a JSON string otherwise.
+// empty, and as a JSON string otherwise. A frame never holds a raw line
+// break (batched frames are split on them): in valid JSON one can only be
+// whitespace between tokens, and becomes a space.
 func appendPayload(buf, p []byte) []byte {
 	switch {
 	case len(p) == 0:
 		return append(buf, "null"...)
 	case validJSON(p):
-		return append(buf, p...)
+		if bytes.IndexByte(p, '\n') < 0 && bytes.IndexByte(p, '\r') < 0 {
+			return append(buf, p...)
+		}
+		start := len(buf)
+		buf = append(buf, p...)
+		for i := start; i < len(buf); i++ {
+			if buf[i] == '\n' || buf[i] == '\r' {
+				buf[i] = ' '
+			}
+		}
+		return buf
 	}
 	return appendString(buf, string(p))
 }

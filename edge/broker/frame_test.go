@@ -44,6 +44,9 @@ func FuzzAppendMessage(f *testing.F) {
 		if err := json.Unmarshal(out, &back); err != nil {
 			t.Fatalf("invalid JSON %q: %v", out, err)
 		}
+		if bytes.ContainsAny(out, "\r\n") {
+			t.Fatalf("frame %q holds a raw line break", out)
+		}
 		for _, p := range [][2]string{{back.ID, id}, {back.Service, service}, {back.Topic, topic}, {back.From, from}} {
 			if want := []rune(p[1]); utf8.ValidString(p[1]) && p[0] != p[1] || !utf8.ValidString(p[1]) && len([]rune(p[0])) != len(want) {
 				t.Fatalf("field %q read back as %q", p[1], p[0])

@@ -40,6 +40,14 @@ func (b *Broker) handleWS(c echo.Context, s *edge.Server) error {
 	default:
 		return apierr.Newf(http.StatusBadRequest, apierr.CodeBadRequest, "mode %q: want queue (the default) or broadcast", mode)
 	}
+	wsOpts := b.o.WS
+	switch batch := c.QueryParam("batch"); batch {
+	case "", "false", "0":
+	case "true", "1":
+		wsOpts.JoinText = true
+	default:
+		return apierr.Newf(http.StatusBadRequest, apierr.CodeBadRequest, "batch %q: want true or false", batch)
+	}
 	if s.Draining() {
 		return apierr.New(http.StatusServiceUnavailable, apierr.CodeShuttingDown, "edge is shutting down").WithRetry(time.Second)
 	}
@@ -52,7 +60,7 @@ func (b *Broker) handleWS(c echo.Context, s *edge.Server) error {
 	}
 	cl := &client{id: randomName(), service: service, broadcast: broadcast,
 		label: b.m.serviceLabel(service), pending: map[string]pendingMsg{}}
-	wc, err := ws.Upgrade(c.Response(), c.Request(), b.o.WS, func(wc *ws.Conn, _ int, data []byte) {
+	wc, err := ws.Upgrade(c.Response(), c.Request(), wsOpts, func(wc *ws.Conn, _ int, data []byte) {
 		b.onFrame(cl, wc, data)
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -184,10 +185,11 @@ func value(m *dto.Metric) float64 {
 
 // client is a real gorilla WebSocket client of the broker.
 type client struct {
-	t      *testing.T
-	c      *websocket.Conn
-	frames chan map[string]any
-	closed chan *websocket.CloseError // the close the server sent (or nil)
+	t       *testing.T
+	c       *websocket.Conn
+	frames  chan map[string]any
+	nframes atomic.Int64               // WebSocket frames read
+	closed  chan *websocket.CloseError // the close the server sent (or nil)
 }
 
 // dial connects to GET /ws/<service>?<query> and reads frames in the background.
@@ -224,6 +226,7 @@ func dialWith(t *testing.T, url string, rcvBuf int, read bool) *client {
 	}
 	_ = resp.Body.Close()
 	cl := &client{t: t, c: c, frames: make(chan map[string]any, 100000), closed: make(chan *websocket.CloseError, 1)}
+	split := strings.Contains(url, "batch=true") // several messages a frame, one a line
 	done := make(chan struct{})
 	t.Cleanup(func() { _ = c.Close(); <-done })
 	if !read {
@@ -244,12 +247,19 @@ func dialWith(t *testing.T, url string, rcvBuf int, read bool) *client {
 				close(cl.frames)
 				return
 			}
-			var f map[string]any
-			if err := json.Unmarshal(data, &f); err != nil {
-				t.Errorf("frame is not JSON: %q", data)
-				continue
+			cl.nframes.Add(1)
+			lines := [][]byte{data}
+			if split {
+				lines = bytes.Split(data, []byte("\n"))
 			}
-			cl.frames <- f
+			for _, line := range lines {
+				var f map[string]any
+				if err := json.Unmarshal(line, &f); err != nil {
+					t.Errorf("frame is not JSON: %q", line)
+					continue
+				}
+				cl.frames <- f
+			}
 		}
 	}()
 	return cl

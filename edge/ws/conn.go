@@ -359,16 +359,32 @@ func (c *Conn) writeQueued(deadline time.Time) error {
 	if held {
 		c.out.hold() // one syscall for the batch rather than one a frame
 	}
-	for i, f := range batch {
+	for i := 0; i < len(batch); i++ {
+		f := batch[i]
 		if err == nil && !c.abort.Load() {
 			dl := deadline
 			if dl.IsZero() {
 				dl = time.Now().Add(c.o.WriteWait)
 			}
 			_ = c.ws.SetWriteDeadline(dl)
-			if err = c.ws.WriteMessage(f.typ, f.data); err == nil {
-				c.o.Metrics.out(len(f.data))
+			n := 1
+			if c.o.JoinText && f.typ == TextMessage {
+				n = joinable(batch[i:])
 			}
+			if n == 1 {
+				if err = c.ws.WriteMessage(f.typ, f.data); err == nil {
+					c.o.Metrics.out(len(f.data))
+				}
+			} else {
+				err = c.writeJoined(batch[i : i+n])
+			}
+			for _, g := range batch[i+1 : i+n] {
+				c.mu.Lock()
+				c.queued -= g.size()
+				c.mu.Unlock()
+			}
+			clear(batch[i+1 : i+n])
+			i += n - 1
 		}
 		batch[i] = frame{}
 		c.mu.Lock()
@@ -385,6 +401,44 @@ func (c *Conn) writeQueued(deadline time.Time) error {
 	c.mu.Unlock()
 	return err
 }
+
+// maxJoined bounds a frame of joined text messages.
+const maxJoined = 64 << 10
+
+// joinable is how many text frames from the start of fs fit one joined frame.
+func joinable(fs []frame) int {
+	n, size := 0, 0
+	for _, f := range fs {
+		if f.typ != TextMessage || n > 0 && size+1+len(f.data) > maxJoined {
+			break
+		}
+		size += len(f.data) + 1
+		n++
+	}
+	return max(n, 1)
+}
+
+// writeJoined writes text messages as one frame, separated by newlines.
+func (c *Conn) writeJoined(fs []frame) error {
+	w, err := c.ws.NextWriter(TextMessage)
+	if err != nil {
+		return err
+	}
+	for i, f := range fs {
+		if i > 0 {
+			if _, err := w.Write(newline); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(f.data); err != nil {
+			return err
+		}
+		c.o.Metrics.out(len(f.data))
+	}
+	return w.Close()
+}
+
+var newline = []byte{'\n'}
 
 func (c *Conn) writeFailed(err error) {
 	if c.beginClose(CloseAbnormal, "write failed", false, false) {

@@ -116,6 +116,12 @@ type Options struct {
 	Subprotocols []string
 	// Metrics, when set, counts this connection (see NewMetrics).
 	Metrics *Metrics
+	// JoinText, when set, lets the writer join text messages queued
+	// together into one frame, separated by "\n", up to 64 KiB a frame: a
+	// client that asked for it splits each frame on newlines (each message
+	// must then hold no raw newline, as compact JSON does not). Fewer, larger
+	// frames cost both sides less. False: one frame per message.
+	JoinText bool
 	// Log receives the connection's log lines; pass one with the edge
 	// attribute set. Nil: nothing is logged.
 	Log *slog.Logger
