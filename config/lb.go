@@ -14,13 +14,14 @@ import (
 type LB struct {
 	// MaxConnsPerUpstream bounds the connections one proxy worker opens to
 	// one upstream; they are kept alive between requests, and a request that
-	// finds them all busy waits for one (within the request timeout).
+	// finds them all busy waits for one up to QueueWait.
 	MaxConnsPerUpstream int `yaml:"max_conns_per_upstream" env:"LB_MAX_CONNS_PER_UPSTREAM"`
 	// MaxInFlight bounds concurrent requests per service in one proxy worker.
 	MaxInFlight int `yaml:"max_in_flight" env:"LB_MAX_IN_FLIGHT"`
 	// QueueWait is how long a request may wait for a free slot when a
-	// service's MaxInFlight are busy, before a 503 with Retry-After. Zero:
-	// no wait, 503 at once.
+	// service's MaxInFlight are busy, or for a connection when an
+	// upstream's MaxConnsPerUpstream are, before a 503 with Retry-After.
+	// Zero: no wait, 503 at once.
 	QueueWait Duration `yaml:"queue_wait" env:"LB_QUEUE_WAIT"`
 	// EdgeMaxInFlight bounds the requests the lb edge routes at once (503
 	// with Retry-After beyond).

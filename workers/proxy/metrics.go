@@ -35,6 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "switchyard", Subsystem: "proxy", Name: "retries_total",
 			Help: "Further attempts of a request, by service and reason (not_sent: nothing reached the upstream, any method; " +
+				"busy: every connection to the upstream stayed busy past the queue wait, any method; " +
 				"stale_connection: a replayable request replayed on a new connection after a kept-alive one broke before any response byte; " +
 				"status: 502/503/504 on a replayable request; broken: a replayable request whose answer broke off).",
 		}, []string{"service", "reason"}),
@@ -50,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "switchyard", Subsystem: "proxy", Name: "dropped_total",
 			Help: "Requests answered without an upstream answer, by service and reason (expired: deadline passed before it was served, 504; " +
-				"overloaded: no free slot within the queue wait, 503; shutdown: cut off at the shutdown deadline, 503).",
+				"overloaded: no free slot, or no free connection to any upstream, within the queue wait, 503; shutdown: cut off at the shutdown deadline, 503).",
 		}, []string{"service", "reason"}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.inFlight, m.retries, m.failovers, m.unretried, m.dropped)

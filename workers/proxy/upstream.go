@@ -17,8 +17,9 @@ import (
 // errPoolClosed is returned by a pool after close.
 var errPoolClosed = errors.New("upstream pool closed")
 
-// errNoFreeConn: every connection stayed busy until the deadline.
-var errNoFreeConn = errors.New("no free connection to the upstream before the deadline")
+// errNoFreeConn: every connection to the upstream stayed busy as long as
+// the request could wait (nothing was sent).
+var errNoFreeConn = errors.New("every connection to the upstream is busy")
 
 // NotSentError wraps an error after which provably no byte of the request
 // reached the upstream: the dial failed, or every connection tried was
@@ -61,7 +62,10 @@ type connPool struct {
 	idleTimeout time.Duration
 	dialTimeout time.Duration
 	maxBody     int
-	closed      atomic.Bool
+	// maxWait bounds the wait for a connection when all are busy
+	// (errNoFreeConn after it); negative: until the request's deadline.
+	maxWait time.Duration
+	closed  atomic.Bool
 }
 
 type pconn struct {
@@ -93,6 +97,7 @@ func newConnPool(addr string, useTLS bool, maxConns, maxBody int) *connPool {
 		idleTimeout: 90 * time.Second,
 		dialTimeout: 2 * time.Second,
 		maxBody:     maxBody,
+		maxWait:     -1,
 	}
 	if useTLS {
 		host, _, _ := net.SplitHostPort(addr)
@@ -102,8 +107,9 @@ func newConnPool(addr string, useTLS bool, maxConns, maxBody int) *connPool {
 }
 
 // get returns an idle connection that is still open (reused true) or a new
-// one, waiting for one until deadline or ctx's end when all are busy.
-// Idle connections the upstream closed are dropped on the way.
+// one. When all are busy it waits for one until deadline, maxWait or ctx's
+// end, whichever comes first (errNoFreeConn after the first two). Idle
+// connections the upstream closed are dropped on the way.
 func (p *connPool) get(ctx context.Context, deadline time.Time) (pc *pconn, reused bool, err error) {
 	var timeout <-chan time.Time
 	for {
@@ -113,19 +119,27 @@ func (p *connPool) get(ctx context.Context, deadline time.Time) (pc *pconn, reus
 		select {
 		case pc = <-p.idle: // an idle connection first, when there is one
 		default:
+			select {
+			case p.slots <- struct{}{}: // else a new one, while the bound allows
+				return p.dialSlot(ctx, deadline)
+			default:
+			}
 			if timeout == nil {
-				t := time.NewTimer(time.Until(deadline))
+				wait := time.Until(deadline)
+				if p.maxWait >= 0 && p.maxWait < wait {
+					wait = p.maxWait
+				}
+				if wait <= 0 {
+					return nil, false, errNoFreeConn
+				}
+				t := time.NewTimer(wait)
 				defer t.Stop()
 				timeout = t.C
 			}
 			select {
 			case pc = <-p.idle:
 			case p.slots <- struct{}{}:
-				if pc, err = p.dial(ctx, deadline); err != nil {
-					<-p.slots
-					return nil, false, &NotSentError{Err: err, Dial: true}
-				}
-				return pc, false, nil
+				return p.dialSlot(ctx, deadline)
 			case <-timeout:
 				return nil, false, errNoFreeConn
 			case <-ctx.Done():
@@ -137,6 +151,16 @@ func (p *connPool) get(ctx context.Context, deadline time.Time) (pc *pconn, reus
 		}
 		p.discard(pc)
 	}
+}
+
+// dialSlot dials for the slot just taken, and gives it back on failure.
+func (p *connPool) dialSlot(ctx context.Context, deadline time.Time) (*pconn, bool, error) {
+	pc, err := p.dial(ctx, deadline)
+	if err != nil {
+		<-p.slots
+		return nil, false, &NotSentError{Err: err, Dial: true}
+	}
+	return pc, false, nil
 }
 
 func (p *connPool) dial(ctx context.Context, deadline time.Time) (*pconn, error) {

@@ -41,14 +41,16 @@ type Options struct {
 	// HealthInterval is the period of the active health checks.
 	HealthInterval time.Duration
 	// MaxConnsPerUpstream bounds the connections to one upstream, all kept
-	// alive between requests; a request finding them busy waits for one.
+	// alive between requests; a request finding them busy waits for one up
+	// to QueueWait, then tries another upstream or is answered 503
+	// overloaded.
 	MaxConnsPerUpstream int
 	// MaxInFlight bounds concurrent requests per service (0: 1024).
 	MaxInFlight int
 	// QueueWait is how long a request may wait for one of MaxInFlight to
-	// end before it is answered 503 overloaded with Retry-After (0: no
-	// wait at all). At most MaxInFlight requests wait at once; beyond, the
-	// answer is immediate.
+	// end, or for a connection to its upstream, before it is answered 503
+	// overloaded with Retry-After (0: no wait at all). At most MaxInFlight
+	// requests wait for a slot at once; beyond, the answer is immediate.
 	QueueWait time.Duration
 	// MaxResponseBytes bounds an upstream response body (502 beyond).
 	MaxResponseBytes int64
@@ -134,7 +136,9 @@ func New(o Options) (*Worker, error) {
 			sem: make(chan struct{}, o.MaxInFlight), waiting: make(chan struct{}, o.MaxInFlight),
 			work: make(chan *nats.Msg), inFlight: w.metrics.inFlight.WithLabelValues(s.Name)}
 		for _, up := range p.Upstreams() {
-			w.pools[up] = newConnPool(up.Host(), up.URL.Scheme == "https", o.MaxConnsPerUpstream, int(o.MaxResponseBytes))
+			cp := newConnPool(up.Host(), up.URL.Scheme == "https", o.MaxConnsPerUpstream, int(o.MaxResponseBytes))
+			cp.maxWait = o.QueueWait
+			w.pools[up] = cp
 		}
 	}
 	// The active health checks' client; requests go through the pools.
@@ -486,6 +490,7 @@ type verdict int
 const (
 	answered verdict = iota // the upstream answered; reply is its answer
 	notSent                 // provably nothing reached the upstream
+	busy                    // nothing sent: every connection to the upstream stayed busy
 	broken                  // sent, then the answer broke off (reset, EOF, garbage)
 	final                   // nothing more to try: timeout, shutdown, answer too large
 )
@@ -540,6 +545,14 @@ func (w *Worker) forward(ctx context.Context, s *service, req *httpnats.Request)
 			w.metrics.retries.WithLabelValues(s.name, "not_sent").Inc()
 			w.o.Log.Info("failing over to another upstream", "service", s.name, "upstream", up.Host(),
 				"reason", "not_sent", "err", cause)
+		case busy:
+			if len(tried) == s.pool.Len() {
+				w.metrics.dropped.WithLabelValues(s.name, "overloaded").Inc()
+				return reply
+			}
+			w.metrics.retries.WithLabelValues(s.name, "busy").Inc()
+			w.o.Log.Info("failing over to another upstream", "service", s.name, "upstream", up.Host(),
+				"reason", "busy", "err", cause)
 		case broken:
 			if !again {
 				w.metrics.unretried.WithLabelValues(s.name, "not_replayable").Inc()
@@ -622,9 +635,13 @@ func (w *Worker) attempt(ctx context.Context, s *service, up *balancer.Upstream,
 			done(balancer.Outcome{Status: http.StatusBadGateway, Latency: lat})
 			return httpnats.NewErrorMsg(apierr.Newf(http.StatusBadGateway, apierr.CodeResponseTooLarge,
 				"upstream response exceeds %d bytes", w.o.MaxResponseBytes)), final, err
-		case ctx.Err() != nil, !time.Now().Before(deadline), errors.Is(err, errNoFreeConn):
+		case ctx.Err() != nil, !time.Now().Before(deadline):
 			done(balancer.Outcome{Latency: lat})
 			return timeoutMsg(s.name), final, err
+		case errors.Is(err, errNoFreeConn):
+			done(balancer.Outcome{Latency: lat})
+			return httpnats.NewErrorMsg(apierr.Newf(http.StatusServiceUnavailable, apierr.CodeOverloaded,
+				"every connection to the upstreams of service %s is busy", s.name).WithRetry(time.Second)), busy, err
 		case errors.As(err, &ns):
 			done(balancer.Outcome{ConnectErr: ns.Dial, Latency: lat})
 			return httpnats.NewErrorMsg(apierr.Newf(http.StatusServiceUnavailable, apierr.CodeNoHealthyUpstream,

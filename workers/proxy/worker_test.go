@@ -129,3 +129,42 @@ func TestShutdownCutsOffHungRequests(t *testing.T) {
 		t.Fatalf("reply %q %q %v, want 503 shutting_down with Retry-After", st, code, r.Header)
 	}
 }
+
+// Every connection to the only upstream busy (LB_MAX_CONNS_PER_UPSTREAM=1)
+// while in-flight slots are free: the next request waits at most the
+// queue wait for a connection, then gets 503 overloaded; it was not sent.
+func TestBusyConnectionsAnswerOverloaded(t *testing.T) {
+	ns := jstest.Start(t)
+	nc := ns.Conn(t)
+	url, inside, open := gatedUpstream(t)
+	w, err := New(Options{
+		NC:             nc,
+		Services:       []config.ResolvedService{{Name: "vision", Service: config.Service{Upstreams: []config.Upstream{{URL: url}}}}},
+		RequestTimeout: 30 * time.Second, HealthInterval: time.Hour,
+		MaxInFlight: 4, MaxConnsPerUpstream: 1, QueueWait: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Shutdown(context.Background()) })
+	first := request(nc, "/first")
+	waitUntil(t, "the first request at the upstream", func() bool { return inside.Load() == 1 })
+	select {
+	case r := <-request(nc, "/second"):
+		if st, code := r.Header.Get(subjects.HeaderStatus), r.Header.Get(subjects.HeaderErrorCode); st != "503" || code != "overloaded" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("second request: %q %q, want 503 overloaded with Retry-After", st, code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the second request waited for a connection (request timeout 30s)")
+	}
+	if n := inside.Load(); n != 1 {
+		t.Fatalf("upstream got %d requests, want 1", n)
+	}
+	open()
+	if r := <-first; string(r.Data) != "done" {
+		t.Fatalf("first request: %v %q", r.Header, r.Data)
+	}
+}
