@@ -49,7 +49,7 @@ type Options struct {
 // Run runs the parts until ctx ends or one of them fails, then shuts
 // everything down. It returns nil after a clean shutdown.
 func Run(ctx context.Context, o Options) error {
-	cfg, log := o.Config, o.Log.With("service", o.Config.Service.Name)
+	cfg, log := o.Config, o.Log.With("app", o.Config.Service.Name)
 	listeners := map[string]net.Listener{}
 	closeListeners := func() {
 		for _, l := range listeners {

@@ -270,8 +270,8 @@ func TestSeedConfigEffects(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}
-		if rec["service"] != "go-integration-service" {
-			t.Errorf("log line without service=go-integration-service: %s", line)
+		if rec["app"] != "go-integration-service" {
+			t.Errorf("log line without app=go-integration-service: %s", line)
 		}
 	}
 	// nats.max_reconnects: -1 reaches nats.go as "forever".
