@@ -11,7 +11,7 @@ import (
 // Identity is the `service:` section kept from the first configuration
 // format: the name this process goes by, and its log level.
 type Identity struct {
-	// Name is the process's name: the `service` attribute of every log
+	// Name is the process's name: the `app` attribute of every log
 	// line, and the prefix of its NATS connection names when
 	// nats.client_name is empty.
 	Name string `yaml:"name" env:"SERVICE_NAME"`
