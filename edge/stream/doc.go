@@ -101,6 +101,8 @@
 // subscribers; everything else is in JetStream. Records move forward only
 // (open, closing, gone) by compare-and-set, so several edge processes may
 // delete or expire the same stream at once. A janitor in every process
-// closes idle and expired streams. Shutdown closes subscribers with 1001
+// closes idle and expired streams, and deletes a STREAM_<id> that has had
+// no record for a minute (left by a create that died half way: the
+// JetStream stream is created first, so a record always has its stream). Shutdown closes subscribers with 1001
 // and waits for their goroutines.
 package stream
