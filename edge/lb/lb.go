@@ -66,6 +66,7 @@ type handler struct {
 	srv        *edge.Server
 	gate       *edge.Gate   // lb.edge_max_in_flight
 	bodies     *edge.Budget // lb.edge_max_body_memory
+	loss       *connLoss    // ends requests in flight when the connection drops
 	log        *slog.Logger
 }
 
@@ -84,6 +85,7 @@ func build(s *edge.Server, d *part.Deps) ([]part.Component, error) {
 		srv:        s,
 		gate:       edge.NewGate(d.Config.LB.EdgeMaxInFlight),
 		bodies:     edge.NewBudget(max(d.Config.LB.EdgeMaxBodyMemory, d.Config.Server.MaxBodyBytes)),
+		loss:       watchConnLoss(d.NC),
 		log:        d.Log,
 	}
 	for _, rs := range d.Config.ResolveServices() {
@@ -134,6 +136,7 @@ func (h *handler) route(c echo.Context) error {
 		return edge.Overloaded("requests in flight")
 	}
 	defer h.gate.Leave()
+	lost := h.loss.current()
 	start := time.Now()
 	inFlight := h.metrics.inFlight.WithLabelValues(service)
 	inFlight.Inc()
@@ -175,7 +178,25 @@ func (h *handler) route(c echo.Context) error {
 	httpnats.SetDeadline(msg, deadline)
 	ctx, cancel := context.WithDeadline(req.Context(), deadline)
 	defer cancel()
+	if lost.Err() != nil || !h.nc.IsConnected() {
+		// The connection dropped before the request was sent: nothing has it.
+		h.metrics.natsErrors.WithLabelValues(service, "disconnected").Inc()
+		e := apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "NATS connection lost before the request was sent").WithRetry(time.Second)
+		h.metrics.observe(service, e.Status, time.Since(start))
+		return e
+	}
+	ctx, unmerge := mergeCancel(ctx, lost)
+	defer unmerge()
 	reply, err := h.nc.RequestMsgWithContext(ctx, msg)
+	if err != nil && errors.Is(context.Cause(ctx), errConnLost) && req.Context().Err() == nil {
+		// Sent, then the connection dropped: the reply cannot come, and the
+		// service may or may not have run the request.
+		h.metrics.natsErrors.WithLabelValues(service, "connection_lost").Inc()
+		e := apierr.Newf(http.StatusBadGateway, apierr.CodeOutcomeUnknown,
+			"the NATS connection dropped after the request to service %s was sent: it may or may not have run", service)
+		h.metrics.observe(service, e.Status, time.Since(start))
+		return e
+	}
 	if err != nil {
 		e := h.natsError(service, err, req.Context())
 		h.metrics.observe(service, e.Status, time.Since(start))
@@ -317,7 +338,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"service"}),
 		natsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "switchyard", Subsystem: "lb", Name: "nats_errors_total",
-			Help: "NATS request failures, by service and kind (no_responders, timeout, max_payload, disconnected, other).",
+			Help: "NATS request failures, by service and kind (no_responders, timeout, max_payload, disconnected, connection_lost, other).",
 		}, []string{"service", "kind"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "switchyard", Subsystem: "lb", Name: "jobs_submitted_total",

@@ -55,6 +55,9 @@ const (
 	CodeHeaderTooLarge    = "header_too_large"
 	CodeNotImplemented    = "not_implemented"
 	CodeOverloaded        = "overloaded"
+	// CodeOutcomeUnknown (502): the request reached NATS, then the
+	// connection dropped before the answer; the service may have run it.
+	CodeOutcomeUnknown = "outcome_unknown"
 )
 
 // New returns an *Error.
