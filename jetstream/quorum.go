@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/subjects"
 )
 
 // ClusterMetrics counts start-up retries and replica mismatches, and
@@ -185,7 +187,7 @@ func (q *QuorumWatch) Poll(ctx context.Context) {
 func (q *QuorumWatch) query(ctx context.Context, stream string) AssetState {
 	ctx, cancel := context.WithTimeout(ctx, q.Timeout)
 	defer cancel()
-	msg, err := q.nc.RequestWithContext(ctx, "$JS.API.STREAM.INFO."+stream, nil)
+	msg, err := q.nc.RequestWithContext(ctx, subjects.JSStreamInfo(stream), nil)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = errors.New("no answer (no leader or no quorum)")

@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/subjects"
 )
 
 // ErrReplicaMismatch is returned by Ensure when an existing stream, bucket
@@ -113,10 +115,10 @@ func (a Assets) storeNames() [][2]string {
 		out = append(out, [2]string{s.Name, "stream " + s.Name})
 	}
 	for _, b := range a.Buckets() {
-		out = append(out, [2]string{"KV_" + b.Bucket, "bucket " + b.Bucket})
+		out = append(out, [2]string{subjects.KVStream(b.Bucket), "bucket " + b.Bucket})
 	}
 	for _, o := range a.ObjectStores() {
-		out = append(out, [2]string{"OBJ_" + o.Bucket, "object store " + o.Bucket})
+		out = append(out, [2]string{subjects.ObjectStoreStream(o.Bucket), "object store " + o.Bucket})
 	}
 	return out
 }

@@ -72,5 +72,7 @@ func Catalog() []Entry {
 		{"subject", ProxyStatus},
 		{"subject", JobsMaxDeliveries},
 		{"queue", JobsAdvisoryQueue},
+		{"subject", JSStreamInfoPrefix + "<stream>"},
+		{"subject", JSStreamMsgGetPrefix + "KV_jobs"},
 	}
 }

@@ -256,7 +256,7 @@ func TestCatalogMatchesBuilders(t *testing.T) {
 	}
 	fill := strings.NewReplacer("<service>", "s1", "<tokens>", "t1", "<topic>", "t1",
 		"<op>", "o1", "<namespace>", "n1", "<id>", "i1",
-		"<node>", "nd1", "<conn>", "c1", "<path>", "p1", "<correlation>", "r1")
+		"<node>", "nd1", "<conn>", "c1", "<path>", "p1", "<correlation>", "r1", "<stream>", "st1")
 	got := map[string]string{
 		"svc.<service>.<tokens>":                   must(subjects.Service("s1", "t1")),
 		"svc.<service>":                            must(subjects.ServiceQueue("s1")),
@@ -275,6 +275,7 @@ func TestCatalogMatchesBuilders(t *testing.T) {
 		"broker.svc.<service>":                     must(subjects.BrokerQueue("s1")),
 		"broker-<service>":                         must(subjects.BrokerConsumer("s1")),
 		"cache.inval.<namespace>":                  must(subjects.Cache(subjects.CacheOpInvalidate, "n1")),
+		"$JS.API.STREAM.INFO.<stream>":             subjects.JSStreamInfo("st1"),
 	}
 	for _, e := range subjects.Catalog() {
 		if !strings.Contains(e.Pattern, "<") {

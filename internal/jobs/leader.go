@@ -45,13 +45,13 @@ type leaderMsg struct {
 // leaderGet is STREAM.MSG.GET of the key's last message, which only the
 // stream leader answers (unlike DIRECT.GET).
 func (s *Store) leaderGet(ctx context.Context, id string) (*leaderMsg, error) {
-	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + subjects.BucketJobs + "." + id})
+	req, _ := json.Marshal(map[string]string{"last_by_subj": subjects.KVKey(subjects.BucketJobs, id)})
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 	}
-	m, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+subjects.BucketJobs, req)
+	m, err := s.nc.RequestWithContext(ctx, subjects.JSStreamMsgGet(subjects.KVStream(subjects.BucketJobs)), req)
 	if err != nil {
 		return nil, fmt.Errorf("get job %s from the leader: %w", id, err)
 	}
