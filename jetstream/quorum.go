@@ -112,7 +112,13 @@ func NewQuorumWatch(nc *nats.Conn, a Assets, m *ClusterMetrics, log *slog.Logger
 	if m == nil {
 		m = NewClusterMetrics(nil)
 	}
-	return &QuorumWatch{nc: nc, streams: streams, m: m, log: log, Interval: 500 * time.Millisecond, Timeout: time.Second,
+	// A single replica has no quorum to lose: its server going away is
+	// the connection check's to see, so it is polled less often.
+	interval := 500 * time.Millisecond
+	if a.Replicas <= 1 {
+		interval = 2 * time.Second
+	}
+	return &QuorumWatch{nc: nc, streams: streams, m: m, log: log, Interval: interval, Timeout: time.Second,
 		state: map[string]AssetState{}, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
