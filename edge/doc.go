@@ -8,6 +8,10 @@
 // listener, adds its routes to Server.Echo, and hands the Server to the
 // process's lifecycle, which calls Run and then Shutdown. Shutdown first
 // fails readiness, then runs the OnShutdown hooks (WebSockets close with
-// 1001), then drains in-flight requests. All methods are safe for
-// concurrent use; Shutdown may be called more than once.
+// 1001), then drains in-flight requests until shortly before its deadline;
+// requests still running then see their context cancelled with cause
+// ErrShuttingDown and answer 503 rather than lose their connection. Gate
+// and Budget bound an edge's in-flight requests and the body bytes it holds
+// (Overloaded is their 503). All methods are safe for concurrent use;
+// Shutdown may be called more than once.
 package edge
