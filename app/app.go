@@ -70,7 +70,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	edges := len(listeners)
-	// metrics.port serves the whole registry on a port of its own too.
+	// metrics.port, when set, is the one place the registry is served.
 	if cfg.Metrics.Enabled && cfg.Metrics.Port != 0 {
 		l, err := net.Listen("tcp", net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Metrics.Port)))
 		if err != nil {
@@ -189,6 +189,20 @@ func Run(ctx context.Context, o Options) error {
 		HTTPMetrics: edge.NewMetrics(reg), Checks: checks, Version: o.Version,
 	}
 
+	// One scrape target per process: metrics.port when set, else the
+	// first edge's port, else the worker port. Every other edge's
+	// /metrics says where to look instead of serving the same registry.
+	metricsOwner, metricsAt := metricsTarget(cfg, o.Parts, opsName, listeners)
+	if metricsOwner != "" {
+		log.Info("metrics served", "at", metricsAt)
+	}
+	metricsElsewhere := func(name string) string {
+		if name == metricsOwner {
+			return ""
+		}
+		return metricsAt
+	}
+
 	type running struct {
 		part part.Part
 		comp part.Component
@@ -201,6 +215,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, p := range o.Parts {
 		d := base
 		d.Listener = listeners[p.Name]
+		d.MetricsAt = metricsElsewhere(p.Name)
 		pnc, err := jetstream.ConnectRetry(startCtx, cfg.ClientName()+"-"+p.Name+ident, cfg.NATS.URL, emb, log, cm.StartRetry, natsOpts...)
 		var cs []part.Component
 		if err == nil {
@@ -234,6 +249,7 @@ func Run(ctx context.Context, o Options) error {
 	if opsName != "" {
 		d := base
 		d.Listener = listeners[opsName]
+		d.MetricsAt = metricsElsewhere(opsName)
 		comps = append(comps, running{part.Part{Name: opsName, Kind: part.KindEdge}, edge.New(d.EdgeOptions(opsName))})
 	}
 	if cfg.Metrics.Enabled && cfg.Metrics.Port != 0 {
@@ -333,6 +349,41 @@ func Run(ctx context.Context, o Options) error {
 
 // metricsListener names the metrics.port listener in Options.Ready's map.
 const metricsListener = "metrics"
+
+// metricsTarget returns the listener that serves the process's metrics
+// (metrics.port, else the first edge in parts order, else the worker
+// port) and how to reach it, or "" when metrics are off.
+func metricsTarget(cfg *config.Config, parts []part.Part, opsName string, listeners map[string]net.Listener) (owner, at string) {
+	if !cfg.Metrics.Enabled {
+		return "", ""
+	}
+	switch {
+	case listeners[metricsListener] != nil:
+		owner = metricsListener
+	case opsName != "":
+		owner = opsName
+	default:
+		for _, p := range parts {
+			if listeners[p.Name] != nil {
+				owner = p.Name
+				break
+			}
+		}
+	}
+	l := listeners[owner]
+	if l == nil {
+		return "", ""
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	what := "the " + owner + " edge's port"
+	switch owner {
+	case metricsListener:
+		what = "METRICS_PORT"
+	case opsName:
+		what = "WORKER_PORT"
+	}
+	return owner, fmt.Sprintf("%s on port %d (%s)", cfg.Metrics.Path, port, what)
+}
 
 // natsHost is the embedded server's interface: nats.host, where empty
 // means every interface.

@@ -12,9 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metricsServer serves the process's whole registry at metrics.path on
-// metrics.port, besides every edge's own /metrics: one scrape target per
-// process, at the port the first configuration format named.
+// metricsServer serves the process's registry at metrics.path on
+// metrics.port, the port the first configuration format named. It is then
+// the process's one scrape target: the edges' /metrics name it instead of
+// serving the same registry again.
 type metricsServer struct {
 	srv *http.Server
 	l   net.Listener

@@ -299,7 +299,8 @@ func TestComposeWiring(t *testing.T) {
 	}
 }
 
-// (e) Prometheus scrapes every edge, at its port and metrics path, and nothing else unknown.
+// (e) Prometheus scrapes every process once, at the port that serves its
+// metrics and its metrics path, and nothing else unknown.
 func TestPrometheusTargets(t *testing.T) {
 	c := loadCompose(t)
 	d := loadDockerfile(t)
@@ -337,9 +338,9 @@ func TestPrometheusTargets(t *testing.T) {
 				if cfg == nil {
 					continue
 				}
-				ports := edgePorts(inv.sub, cfg)
+				ports := metricsPorts(inv.sub, cfg)
 				if _, ok := ports[atoi(port)]; !ok {
-					t.Errorf("%s: job %s: target %s, but `switchyard %s` in %s listens on %s",
+					t.Errorf("%s: job %s: target %s, but `switchyard %s` in %s serves its metrics on %s",
 						relRoot(host), sc.JobName, target, inv.sub, h, describePorts(ports))
 				}
 				if !cfg.Metrics.Enabled {
@@ -356,7 +357,7 @@ func TestPrometheusTargets(t *testing.T) {
 		if cfg == nil {
 			continue
 		}
-		for _, p := range sortedKeys(edgePorts(inv.sub, cfg)) {
+		for _, p := range sortedKeys(metricsPorts(inv.sub, cfg)) {
 			if target := net.JoinHostPort(name, strconv.Itoa(p)); !scraped[target] {
 				t.Errorf("%s: the edge %s is not scraped", relRoot(host), target)
 			}
@@ -1083,6 +1084,18 @@ func edgePorts(sub string, cfg *config.Config) map[int]string {
 		out[cfg.Server.WorkerPort] = "WORKER_PORT (server.worker_port)"
 	}
 	return out
+}
+
+// metricsPorts is where `switchyard <sub>` serves its metrics: one scrape
+// target per process (METRICS_PORT, else its first edge, else WORKER_PORT).
+func metricsPorts(sub string, cfg *config.Config) map[int]string {
+	if cfg.Metrics.Port != 0 {
+		return map[int]string{cfg.Metrics.Port: "METRICS_PORT (metrics.port)"}
+	}
+	if sub == "run" {
+		return map[int]string{cfg.Server.BrokerPort: "BROKER_PORT (server.broker_port)"}
+	}
+	return edgePorts(sub, cfg)
 }
 
 func describePorts(m map[int]string) string {

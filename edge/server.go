@@ -34,6 +34,11 @@ type Options struct {
 	Gatherer prometheus.Gatherer // what /metrics serves; nil disables /metrics
 	// MetricsPath is where /metrics is served (default "/metrics").
 	MetricsPath string
+	// MetricsAt, when set and Gatherer is nil, says where this process
+	// serves its metrics instead (another edge's port, or metrics.port):
+	// MetricsPath then answers 404 naming it. A process is one scrape
+	// target, so a Prometheus scraping every edge counts each series once.
+	MetricsAt string
 	// MaxBodyBytes bounds request bodies (413 beyond). Zero means 8 MiB.
 	// (The process default, config.DefaultMaxBodyBytes, is a little less.)
 	MaxBodyBytes int64
@@ -103,6 +108,11 @@ func New(o Options) *Server {
 	if o.Gatherer != nil {
 		h := promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})
 		e.GET(o.MetricsPath, echo.WrapHandler(h))
+	} else if o.MetricsAt != "" {
+		e.GET(o.MetricsPath, func(echo.Context) error {
+			return apierr.Newf(http.StatusNotFound, apierr.CodeNotFound,
+				"this process serves its metrics once, at %s", o.MetricsAt)
+		})
 	}
 	s.http = &http.Server{
 		Handler:           e,

@@ -55,6 +55,10 @@ type Deps struct {
 	Version     string
 	// Listener is the part's bound port (edges only).
 	Listener net.Listener
+	// MetricsAt, when set, is where the process serves its metrics (the
+	// first edge's port, or metrics.port): this edge's /metrics then
+	// answers 404 naming it, so the process is one scrape target.
+	MetricsAt string
 }
 
 // EdgeOptions returns the edge.Options every edge starts from.
@@ -67,7 +71,10 @@ func (d *Deps) EdgeOptions(name string) edge.Options {
 		TrustedProxies: d.Config.Server.TrustedPrefixes(), NATSClusterID: d.Config.NATS.ClusterID,
 	}
 	if d.Config.Metrics.Enabled {
-		o.Gatherer = d.Gatherer
+		o.Gatherer, o.MetricsAt = d.Gatherer, d.MetricsAt
+		if d.MetricsAt != "" {
+			o.Gatherer = nil
+		}
 	}
 	return o
 }

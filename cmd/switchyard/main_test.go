@@ -110,21 +110,8 @@ func TestRunAllEdgesHealthyWithMetrics(t *testing.T) {
 		if _, port, _ := net.SplitHostPort(r.addrs["nats"].String()); !strings.HasSuffix(body.NATS.URL, ":"+port) {
 			t.Errorf("%s /health reports NATS at %q, the server listens on %s", edge, body.NATS.URL, r.addrs["nats"])
 		}
-		resp, err = http.Get(r.url(edge, "/metrics"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, want := range []string{
-			`switchyard_http_requests_total{edge="` + edge + `",method="GET",route="/health",status="200"}`,
-			"switchyard_http_request_duration_seconds_bucket", "go_goroutines", "process_resident_memory_bytes",
-		} {
-			if !bytes.Contains(b, []byte(want)) {
-				t.Errorf("%s /metrics lacks %s", edge, want)
-			}
-		}
 	}
+	scrapeOnce(t, r, []string{"broker", "lb", "cache", "stream"}, "broker")
 	// JetStream assets exist, reachable over TCP like the nats CLI.
 	nc, err := nats.Connect("nats://" + r.addrs["nats"].String())
 	if err != nil {
@@ -329,4 +316,77 @@ func TestVersionHelpAndConfigCheck(t *testing.T) {
 	if code := run([]string{"config"}, &out, &errb); code != 2 {
 		t.Errorf("config without check: exit %d", code)
 	}
+}
+
+// scrapeOnce scrapes /metrics of every target, as a Prometheus configured
+// with all of them would, and checks the process is one scrape target:
+// only owner serves the registry, the others answer 404 naming it, and
+// every series is seen once, with the metrics of every edge among them.
+func scrapeOnce(t *testing.T, r *running, targets []string, owner string) {
+	t.Helper()
+	for _, edge := range targets {
+		if resp, err := http.Get(r.url(edge, "/health")); err == nil {
+			resp.Body.Close()
+		}
+	}
+	seen := map[string]string{} // series -> target that served it
+	for _, target := range targets {
+		resp, err := http.Get(r.url(target, "/metrics"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if target != owner {
+			if resp.StatusCode != 404 || !bytes.Contains(b, []byte("serves its metrics once")) {
+				t.Errorf("%s /metrics = %d %s, want 404 naming where the metrics are", target, resp.StatusCode, b)
+			}
+			continue
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s /metrics = %d", target, resp.StatusCode)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			series := line[:strings.LastIndexByte(line, ' ')]
+			if prev, ok := seen[series]; ok {
+				t.Errorf("series %s served by %s and %s", series, prev, target)
+			}
+			seen[series] = target
+		}
+	}
+	var all strings.Builder
+	for s := range seen {
+		all.WriteString(s + "\n")
+	}
+	for _, edge := range targets {
+		if edge == "metrics" {
+			continue
+		}
+		want := `switchyard_http_requests_total{edge="` + edge + `",method="GET",route="/health",status=`
+		if !strings.Contains(all.String(), want) {
+			t.Errorf("no scrape shows %s", want)
+		}
+	}
+	for _, want := range []string{"go_goroutines", "process_resident_memory_bytes", "switchyard_proxy_", "switchyard_cache_", "switchyard_broker_"} {
+		if !strings.Contains(all.String(), want) {
+			t.Errorf("no scrape shows %s*", want)
+		}
+	}
+}
+
+// With metrics.port set, that port is the process's one scrape target and
+// every edge's /metrics names it.
+func TestRunMetricsPortIsTheOneTarget(t *testing.T) {
+	cfg := testConfig(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Metrics.Port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	r := start(t, cfg)
+	scrapeOnce(t, r, []string{"broker", "lb", "cache", "stream", "metrics"}, "metrics")
 }
