@@ -85,6 +85,23 @@ func (r *running) url(part, path string) string {
 
 func TestRunAllEdgesHealthyWithMetrics(t *testing.T) {
 	r := start(t, testConfig(t))
+	// Readiness checks (the stream records, say) may take a moment after
+	// the start: wait until the first edge is ready.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(r.url("broker", "/health"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("broker /health = %d for 20s", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, edge := range []string{"broker", "lb", "cache", "stream"} {
 		resp, err := http.Get(r.url(edge, "/health"))
 		if err != nil {
