@@ -96,6 +96,11 @@ type Coordinator struct {
 	sharedOps, sharedNanos, sharedErrors atomic.Int64
 	invalSent, invalRecv, invalClears    atomic.Int64
 
+	// base is canceled by Shutdown: shared-tier reads made for several
+	// callers (and probes) run under it, not under one caller's context.
+	base       context.Context
+	cancelBase context.CancelFunc
+
 	sub      *nats.Subscription
 	statusCh chan nats.Status
 	stop     chan struct{}
@@ -152,6 +157,7 @@ func New(o Options) (*Coordinator, error) {
 	}
 	c := &Coordinator{o: o, id: nuid.Next(), shared: o.Shared, seed: maphash.MakeSeed(),
 		states: map[string]*nsState{}, stop: make(chan struct{}), done: make(chan struct{})}
+	c.base, c.cancelBase = context.WithCancel(context.Background())
 	c.m = NewMetrics(o.Registry, func() *local.Tier { return c.local })
 	lo := o.Local
 	userEvict := lo.OnEvict
@@ -163,6 +169,7 @@ func New(o Options) (*Coordinator, error) {
 	}
 	var err error
 	if c.local, err = local.New(lo); err != nil {
+		c.cancelBase()
 		return nil, err
 	}
 	mk := func(label string, cfg Namespace) *nsState {
@@ -228,6 +235,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 func (c *Coordinator) Shutdown(ctx context.Context) error {
 	c.stopOnce.Do(func() {
 		close(c.stop)
+		c.cancelBase()
 		if c.sub != nil {
 			_ = c.sub.Unsubscribe()
 			c.o.NC.RemoveStatusListener(c.statusCh)
@@ -293,7 +301,7 @@ func (c *Coordinator) clearLocal(why string) {
 }
 
 func (c *Coordinator) probe() {
-	ctx, cancel := context.WithTimeout(context.Background(), c.o.SharedTimeout)
+	ctx, cancel := context.WithTimeout(c.base, c.o.SharedTimeout)
 	defer cancel()
 	var err error
 	if p, ok := c.shared.(tier.Pinger); ok {
@@ -451,7 +459,7 @@ func (c *Coordinator) Get(ctx context.Context, ns, key string) (tier.Entry, Sour
 func (c *Coordinator) fetch(st *nsState, ns, key string) (any, error) {
 	seq := c.seqOf(ns, key)
 	before := seq.Load()
-	ctx, cancel := context.WithTimeout(context.Background(), c.o.SharedTimeout)
+	ctx, cancel := context.WithTimeout(c.base, c.o.SharedTimeout)
 	defer cancel()
 	start := time.Now()
 	e, err := c.shared.Get(ctx, ns, key)
