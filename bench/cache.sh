@@ -7,15 +7,18 @@
 #   (c) a minimal echo handler doing one go-redis GET per request (by hand)
 #   (d) the echo hello-world ceiling
 # then NATS: cache.get (local hit) against a raw request/reply replier.
-# Prints req/s, p50/p99 and the ratios a/d and b/c.
+# Prints req/s, p50/p99 and the ratios a/d and b/c. The targets take turns,
+# ROUNDS times, and the median of each is kept: on a shared machine, load
+# that comes and goes then hits every target alike.
 #
-#   bash bench/cache.sh                # 10 s per target, 64 connections
-#   DURATION=30 CONNS=128 bash bench/cache.sh
+#   bash bench/cache.sh                # 3 rounds of 5 s per target, 64 connections
+#   ROUNDS=5 DURATION=10 CONNS=128 bash bench/cache.sh
 #
 # Ports 19200-19299; every process is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 REDIS_PORT=19201 NATS_PORT=19202 CACHE_PORT=19203 KV_NATS_PORT=19205 KV_CACHE_PORT=19206
@@ -63,27 +66,49 @@ for port in $CACHE_PORT $KV_CACHE_PORT; do
 done
 redis-cli -p $REDIS_PORT set bench-key "$value" >/dev/null
 
-run() { # name url
-  wrk -t"$THREADS" -c"$CONNS" -d2s "$2" >/dev/null 2>&1 || true   # warm-up
+declare -A RPS P50 P99 ERRS
+run() { # key url
+  wrk -t"$THREADS" -c"$CONNS" -d1s "$2" >/dev/null 2>&1 || true   # warm-up
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$2")
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
-  printf '%-34s %10s %9s %9s  %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
-  eval "${3}=$rps"
+  RPS[$1]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
+  P50[$1]+="$(awk '$1=="50%" {print $2}' <<<"$out") "
+  P99[$1]+="$(awk '$1=="99%" {print $2}' <<<"$out") "
+  ERRS[$1]+="$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$out")"
 }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v} else {sub(/s$/,"",v); print v*1000}}'; }
 
-echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, 100-byte value ($(nproc) cores, $(date -u +%F))"
-printf '%-34s %10s %9s %9s\n' target "req/s" p50 p99
-run "(a) cache GET, local hit"          "http://127.0.0.1:$CACHE_PORT/cache/bench-key" a
-run "(b) cache GET, miss -> Redis"      "http://127.0.0.1:$CACHE_PORT/cache/bench-key?ns=direct" b
-run "(b') cache GET, miss -> JetStream KV" "http://127.0.0.1:$KV_CACHE_PORT/cache/bench-key?ns=direct" bkv
-run "(c) echo + go-redis GET"           "http://127.0.0.1:$REDISECHO_PORT/cache/bench-key" c
-run "(d) echo hello-world"              "http://127.0.0.1:$HELLO_PORT/hello" d
-awk -v a="$a" -v b="$b" -v bkv="$bkv" -v c="$c" -v d="$d" 'BEGIN {
-  printf "(a)/(d) local hit vs hello-world:  %.2fx (target >= 0.9x)\n", a/d
-  printf "(b)/(c) shared-tier miss vs by hand: %.2fx (target >= 1.0x)\n", b/c
-  printf "(b'"'"')/(c) KV miss vs Redis by hand:   %.2fx\n", bkv/c }'
+declare -A URL=(
+  [a]="http://127.0.0.1:$CACHE_PORT/cache/bench-key"
+  [b]="http://127.0.0.1:$CACHE_PORT/cache/bench-key?ns=direct"
+  [bkv]="http://127.0.0.1:$KV_CACHE_PORT/cache/bench-key?ns=direct"
+  [c]="http://127.0.0.1:$REDISECHO_PORT/cache/bench-key"
+  [d]="http://127.0.0.1:$HELLO_PORT/hello"
+)
+declare -A NAME=(
+  [a]="(a) cache GET, local hit"
+  [b]="(b) cache GET, miss -> Redis"
+  [bkv]="(b') cache GET, miss -> JetStream KV"
+  [c]="(c) echo + go-redis GET"
+  [d]="(d) echo hello-world"
+)
+order="a b bkv c d"
+for r in $(seq 1 "$ROUNDS"); do
+  for k in $order; do run "$k" "${URL[$k]}"; done
+done
+
+echo "wrk -t$THREADS -c$CONNS, $ROUNDS rounds of ${DURATION}s per target, medians; 100-byte value ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%F))"
+printf '%-38s %10s %9s %9s   %s\n' target "req/s" "p50 ms" "p99 ms" "every round (req/s)"
+declare -A M
+for k in $order; do
+  M[$k]=$(median <<<"${RPS[$k]}")
+  p50=$(tr ' ' '\n' <<<"${P50[$k]}" | grep -v '^$' | to_ms | median)
+  p99=$(tr ' ' '\n' <<<"${P99[$k]}" | grep -v '^$' | to_ms | median)
+  printf '%-38s %10s %9s %9s   %s %s\n' "${NAME[$k]}" "${M[$k]}" "$p50" "$p99" "${RPS[$k]}" "${ERRS[$k]}"
+done
+awk -v a="${M[a]}" -v b="${M[b]}" -v bkv="${M[bkv]}" -v c="${M[c]}" -v d="${M[d]}" 'BEGIN {
+  printf "(a)/(d) local hit vs hello-world:     %.2fx (target >= 0.9x)\n", a/d
+  printf "(b)/(c) shared-tier miss vs by hand:  %.2fx (target >= 1.0x)\n", b/c
+  printf "(b'"'"')/(c) KV miss vs Redis by hand:    %.2fx\n", bkv/c }'
 echo
-./bin/cachebase -mode nats -nats nats://127.0.0.1:$NATS_PORT -clients 8 -d "${DURATION}s"
+./bin/cachebase -mode nats -nats nats://127.0.0.1:$NATS_PORT -clients 8 -d "${DURATION}s" -rounds "$ROUNDS"

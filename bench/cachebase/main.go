@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,7 +32,8 @@ func main() {
 	redisAddr := flag.String("redis", "127.0.0.1:19201", "Redis address (redis)")
 	natsURL := flag.String("nats", "nats://127.0.0.1:19202", "NATS URL (nats)")
 	clients := flag.Int("clients", 8, "concurrent requesters (nats)")
-	dur := flag.Duration("d", 10*time.Second, "duration of each run (nats)")
+	dur := flag.Duration("d", 5*time.Second, "duration of each run (nats)")
+	rounds := flag.Int("rounds", 3, "rounds, taking turns; medians are printed (nats)")
 	flag.Parse()
 	switch *mode {
 	case "hello":
@@ -56,7 +58,7 @@ func main() {
 		})
 		serve(e, *addr)
 	case "nats":
-		natsBench(*natsURL, *clients, *dur)
+		natsBench(*natsURL, *clients, *dur, *rounds)
 	default:
 		log.Fatalf("unknown mode %q", *mode)
 	}
@@ -75,8 +77,9 @@ func serve(e *echo.Echo, addr string) {
 }
 
 // natsBench runs clients synchronous requesters for d against the raw
-// replier and against cache.get, and prints both rates and the ratio.
-func natsBench(url string, clients int, d time.Duration) {
+// replier and against cache.get, taking turns for rounds, and prints the
+// median rates and their ratio.
+func natsBench(url string, clients int, d time.Duration, rounds int) {
 	rep, err := nats.Connect(url, nats.Name("bench-replier"))
 	if err != nil {
 		log.Fatal(err)
@@ -87,7 +90,8 @@ func natsBench(url string, clients int, d time.Duration) {
 		log.Fatal(err)
 	}
 	_ = rep.Flush()
-	run := func(name string, req func(nc *nats.Conn) error) float64 {
+	type result struct{ rate, p50, p99 float64 }
+	run := func(name string, req func(nc *nats.Conn) error) result {
 		nc, err := nats.Connect(url, nats.Name("bench-"+name))
 		if err != nil {
 			log.Fatal(err)
@@ -120,21 +124,36 @@ func natsBench(url string, clients int, d time.Duration) {
 			all = append(all, l...)
 		}
 		sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-		rate := float64(n.Load()) / d.Seconds()
-		fmt.Printf("%-28s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms\n", name, rate,
-			float64(all[len(all)/2])/1e6, float64(all[len(all)*99/100])/1e6)
-		return rate
+		return result{float64(n.Load()) / d.Seconds(), float64(all[len(all)/2]) / 1e6, float64(all[len(all)*99/100]) / 1e6}
 	}
-	raw := run("nats request/reply (raw)", func(nc *nats.Conn) error {
+	rawReq := func(nc *nats.Conn) error {
 		_, err := nc.Request("bench.echo", []byte("k"), 5*time.Second)
 		return err
-	})
-	get := run("nats cache.get (local hit)", func(nc *nats.Conn) error {
+	}
+	getReq := func(nc *nats.Conn) error {
 		m, err := nc.Request("cache.get.default", []byte("bench-key"), 5*time.Second)
 		if err == nil && m.Header.Get("Switchyard-Error-Code") != "" {
 			err = fmt.Errorf("error reply %s", m.Data)
 		}
 		return err
-	})
-	fmt.Printf("ratio cache.get / raw request-reply: %.2fx (target >= 0.8x)\n", get/raw)
+	}
+	var raws, gets []result
+	for range rounds {
+		raws = append(raws, run("raw", rawReq))
+		gets = append(gets, run("cache.get", getReq))
+	}
+	median := func(rs []result) (result, string) {
+		var rates []string
+		for _, r := range rs {
+			rates = append(rates, fmt.Sprintf("%.0f", r.rate))
+		}
+		sort.Slice(rs, func(i, j int) bool { return rs[i].rate < rs[j].rate })
+		return rs[len(rs)/2], strings.Join(rates, " ")
+	}
+	raw, rawAll := median(raws)
+	get, getAll := median(gets)
+	fmt.Printf("NATS, %d clients, %d rounds of %v, medians\n", clients, rounds, d)
+	fmt.Printf("%-28s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms   rounds: %s\n", "nats request/reply (raw)", raw.rate, raw.p50, raw.p99, rawAll)
+	fmt.Printf("%-28s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms   rounds: %s\n", "nats cache.get (local hit)", get.rate, get.p50, get.p99, getAll)
+	fmt.Printf("ratio cache.get / raw request-reply: %.2fx (target >= 0.8x)\n", get.rate/raw.rate)
 }
