@@ -261,16 +261,23 @@ var errTooLarge = errors.New("chunk too large")
 const publishTimeout = 10 * time.Second
 
 // readChunk reads the whole body up to limit bytes (errTooLarge beyond).
+// With a Content-Length (which net/http holds the body to) it reads into
+// one buffer of exactly that size.
 func readChunk(req *http.Request, limit int64) ([]byte, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return nil, nil
 	}
-	n := req.ContentLength
-	if n < 0 || n > limit {
-		n = 64 << 10
+	if n := req.ContentLength; n >= 0 {
+		if n > limit {
+			return nil, errTooLarge
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(req.Body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
 	}
-	buf := make([]byte, 0, n+1)
-	b := bytes.NewBuffer(buf)
+	b := bytes.NewBuffer(make([]byte, 0, 64<<10))
 	if _, err := b.ReadFrom(io.LimitReader(req.Body, limit+1)); err != nil {
 		return nil, err
 	}
