@@ -229,3 +229,36 @@ func reportsRunner(t *testing.T, nc *nats.Conn, timeout time.Duration, maxDelive
 	}
 	return r
 }
+
+// A job whose service took the request and did not answer in time may
+// have run: an unkeyed POST is failed with "timeout" after one call, not
+// called again; a keyed one is retried.
+func TestAsyncJobTimeoutRunsAgainOnlyWhenReplayable(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.Services["reports"] = config.Service{} // served by a NATS worker
+	s := startSys(t, cfg, lb.Part)             // the edge alone: the runner below
+
+	svcConn := s.nats.Conn(t)
+	var calls atomic.Int64
+	sub, _ := svcConn.QueueSubscribe("svc.reports.>", "svc.reports", func(m *nats.Msg) {
+		calls.Add(1) // takes it, never answers
+	})
+	defer sub.Unsubscribe()
+	r := reportsRunner(t, s.nats.Conn(t), 300*time.Millisecond, 3)
+	go func() { _ = r.Run(t.Context()) }()
+	t.Cleanup(func() { _ = r.Shutdown(t.Context()) })
+
+	v, resp := submit(t, s.url+"/reports/monthly", "")
+	if resp.StatusCode != 202 {
+		t.Fatalf("submit %d", resp.StatusCode)
+	}
+	failed := waitJob(t, s.url, v.ID, "failed")
+	if failed.ErrorCode != "timeout" || failed.Attempts != 1 || calls.Load() != 1 {
+		t.Fatalf("unkeyed job %+v after %d calls, want failed with timeout after 1", failed, calls.Load())
+	}
+	v, _ = submit(t, s.url+"/reports/monthly", "", "Idempotency-Key", "monthly-1")
+	failed = waitJob(t, s.url, v.ID, "failed")
+	if failed.ErrorCode != "attempts_exhausted" || failed.Attempts != 3 || calls.Load() != 1+3 {
+		t.Fatalf("keyed job %+v after %d calls, want attempts_exhausted after 3 more", failed, calls.Load()-1)
+	}
+}

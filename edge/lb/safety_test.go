@@ -479,3 +479,38 @@ func TestDeadlineHeaderStopsUpstreamIO(t *testing.T) {
 	<-entered
 	waitFor(t, "the upstream to see its connection closed", func() bool { return ended.Load() == 1 })
 }
+
+// An async job whose request reached the upstream and broke off (502
+// bad_gateway) runs again only when it is replayable: an unkeyed POST is
+// failed after one run; a POST with an Idempotency-Key is retried.
+func TestAsyncJobSentAndBrokenRunsAgainOnlyWhenReplayable(t *testing.T) {
+	reset := newResetUpstream(t)
+	cfg := baseConfig(t)
+	cfg.LB.JobMaxDeliver = 3
+	cfg.Services["vision"] = config.Service{EjectAfter: 1000, Upstreams: []config.Upstream{{URL: reset.URL}}}
+	s := startSys(t, cfg, withJobs...)
+
+	v, resp := submit(t, s.url+"/vision/run", `{"n":1}`, "Content-Type", "application/json")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("submit: %d", resp.StatusCode)
+	}
+	failed := waitJob(t, s.url, v.ID, "failed")
+	if failed.ErrorCode != "bad_gateway" || failed.Attempts != 1 {
+		t.Fatalf("unkeyed POST job: %+v, want failed with bad_gateway after 1 attempt", failed)
+	}
+	if n := reset.executed.Load(); n != 1 {
+		t.Fatalf("unkeyed POST job executed %d times, want 1", n)
+	}
+
+	v, resp = submit(t, s.url+"/vision/run", `{"n":2}`, "Content-Type", "application/json", "Idempotency-Key", "replay-me")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("keyed submit: %d", resp.StatusCode)
+	}
+	failed = waitJob(t, s.url, v.ID, "failed")
+	if failed.ErrorCode != "attempts_exhausted" || failed.Attempts != 3 {
+		t.Fatalf("keyed POST job: %+v, want attempts_exhausted after 3 attempts", failed)
+	}
+	if n := reset.executed.Load(); n != 1+3 {
+		t.Fatalf("keyed POST job executed %d times, want 3", n-1)
+	}
+}

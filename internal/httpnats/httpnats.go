@@ -67,6 +67,18 @@ type Request struct {
 	Deadline time.Time
 }
 
+var idempotent = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodOptions: true, http.MethodTrace: true,
+	http.MethodPut: true, http.MethodDelete: true,
+}
+
+// Replayable reports whether the request may run more than once: an
+// idempotent method (RFC 9110 9.2.2), or a request its client named with
+// an Idempotency-Key, which the upstream is expected to de-duplicate.
+func (r *Request) Replayable() bool {
+	return idempotent[r.Method] || r.Header.Get("Idempotency-Key") != ""
+}
+
 // SetDeadline records on a request message when its caller stops waiting.
 func SetDeadline(m *nats.Msg, deadline time.Time) {
 	m.Header[subjects.HeaderDeadline] = []string{strconv.FormatInt(deadline.UnixMilli(), 10)}

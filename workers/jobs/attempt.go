@@ -68,6 +68,12 @@ func (r *Runner) handle(svc string, msg natsjs.Msg) {
 		return
 	}
 	if callErr != nil {
+		if errors.Is(callErr, errCallTimeout) && !replayableJob(msg) {
+			a.fail(rec, apierr.CodeTimeout, "the request reached a service that did not answer in time; its outcome is "+
+				"unknown and it is not replayable (neither an idempotent method nor an Idempotency-Key), so it is not run again: "+
+				callErr.Error())
+			return
+		}
 		a.retry(rec, callErr.Error())
 		return
 	}
@@ -79,8 +85,18 @@ func (r *Runner) handle(svc string, msg natsjs.Msg) {
 	case int64(len(resp.Body)) > r.o.MaxResultBytes:
 		a.fail(rec, ijobs.CodeResultTooLarge, fmt.Sprintf("the service answered %d bytes, over the job result limit of %d bytes",
 			len(resp.Body), r.o.MaxResultBytes))
-	case retryable(resp.ErrorCode):
+	case notSent(resp.ErrorCode):
 		a.retry(rec, fmt.Sprintf("%d %s: %s", resp.Status, resp.ErrorCode, strings.TrimSpace(string(resp.Body))))
+	case mayHaveRun(resp.ErrorCode):
+		// The request reached an upstream, which may have acted on it:
+		// running it again is safe only for a replayable request.
+		detail := fmt.Sprintf("%d %s: %s", resp.Status, resp.ErrorCode, strings.TrimSpace(string(resp.Body)))
+		if replayableJob(msg) {
+			a.retry(rec, detail)
+		} else {
+			a.fail(rec, resp.ErrorCode, "the request reached the service and its outcome is unknown; not replayable "+
+				"(neither an idempotent method nor an Idempotency-Key), so it is not run again: "+detail)
+		}
 	default:
 		a.done(rec, resp)
 	}
@@ -357,25 +373,42 @@ func (r *Runner) call(ctx context.Context, msg natsjs.Msg) (*nats.Msg, error) {
 	req.Data = msg.Data()
 	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
 	defer cancel()
+	// The worker stops when this attempt does, and drops it once expired.
+	httpnats.SetDeadline(req, time.Now().Add(r.o.Timeout))
 	reply, err := r.o.NC.RequestMsgWithContext(ctx, req)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, errors.New("no worker serves " + svc)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return nil, fmt.Errorf("service %s did not answer within %s", svc, r.o.Timeout)
+		return nil, fmt.Errorf("service %s did not answer within %s: %w", svc, r.o.Timeout, errCallTimeout)
 	case err != nil:
 		return nil, err
 	}
 	return reply, nil
 }
 
-// retryable reports whether a Switchyard error code means "try again later"
-// rather than "the service answered".
-func retryable(code string) bool {
+// errCallTimeout: a service took the request and did not answer in time.
+var errCallTimeout = errors.New("no answer in time")
+
+// replayableJob reports whether a job's request may run more than once.
+func replayableJob(msg natsjs.Msg) bool {
+	req := httpnats.DecodeRequest(&nats.Msg{Header: msg.Headers(), Data: msg.Data()})
+	return req.Replayable()
+}
+
+// notSent reports whether a Switchyard error code means the request never
+// reached a service: try again later, whatever the request.
+func notSent(code string) bool {
 	switch code {
-	case apierr.CodeNoHealthyUpstream, apierr.CodeNoResponders, apierr.CodeTimeout,
-		apierr.CodeUnavailable, apierr.CodeBadGateway, apierr.CodeShuttingDown:
+	case apierr.CodeNoHealthyUpstream, apierr.CodeNoResponders, apierr.CodeOverloaded,
+		apierr.CodeUnavailable, apierr.CodeShuttingDown:
 		return true
 	}
 	return false
+}
+
+// mayHaveRun reports whether a Switchyard error code means the request was
+// sent to a service whose answer broke off or never came.
+func mayHaveRun(code string) bool {
+	return code == apierr.CodeBadGateway || code == apierr.CodeTimeout
 }

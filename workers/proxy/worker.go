@@ -430,17 +430,9 @@ func (w *Worker) serveSafe(s *service, m *nats.Msg) {
 	w.serve(s, m)
 }
 
-var idempotent = map[string]bool{
-	http.MethodGet: true, http.MethodHead: true, http.MethodOptions: true, http.MethodTrace: true,
-	http.MethodPut: true, http.MethodDelete: true,
-}
-
-// replayable reports whether req may run more than once: an idempotent
-// method (RFC 9110 9.2.2), or a request its client named with an
-// Idempotency-Key, which the upstream is expected to de-duplicate.
-func replayable(req *httpnats.Request) bool {
-	return idempotent[req.Method] || req.Header.Get("Idempotency-Key") != ""
-}
+// replayable reports whether req may run more than once (see
+// httpnats.Request.Replayable).
+func replayable(req *httpnats.Request) bool { return req.Replayable() }
 
 func (w *Worker) serve(s *service, m *nats.Msg) {
 	start := time.Now()
