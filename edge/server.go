@@ -245,6 +245,9 @@ func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 				slog.String("remote", c.RealIP()),
 			}
+			if more, ok := c.Get(ctxKeyAttrs).([]slog.Attr); ok {
+				attrs = append(attrs, more...)
+			}
 			if e, ok := c.Get(ctxKeyError).(*apierr.Error); ok {
 				// The one line of a failed request carries its code and cause.
 				attrs = append(attrs, slog.String("code", e.Code))
@@ -274,6 +277,16 @@ func (s *Server) MaxBodyBytes() int64 { return s.opts.MaxBodyBytes }
 
 // ctxKeyError is the echo.Context key of the error a request was answered with.
 const ctxKeyError = "switchyard.error"
+
+// ctxKeyAttrs is the echo.Context key of the attributes Annotate added.
+const ctxKeyAttrs = "switchyard.log_attrs"
+
+// Annotate adds attributes to the request's one access log line ("http
+// request"): the lb edge adds the service and the upstream that answered.
+func Annotate(c echo.Context, attrs ...slog.Attr) {
+	prev, _ := c.Get(ctxKeyAttrs).([]slog.Attr)
+	c.Set(ctxKeyAttrs, append(prev, attrs...))
+}
 
 // errorHandler writes every error in the one JSON shape.
 func (s *Server) errorHandler(err error, c echo.Context) {

@@ -68,6 +68,7 @@ func Catalog() []Entry {
 		{"header", HeaderMicroErrorCode},
 		{"header", HeaderMsgID},
 		{"header", HeaderDeadline},
+		{"header", HeaderUpstream},
 		{"micro", ProxyServiceName},
 		{"subject", ProxyStatus},
 		{"subject", JobsMaxDeliveries},

@@ -112,6 +112,10 @@ const (
 	// timeout). A worker drops a request received after it and stops its
 	// work on the request at it.
 	HeaderDeadline = "Switchyard-Deadline"
+	// HeaderUpstream names, on a reply of the proxy worker, the upstream
+	// (host:port) that gave the answer, or the last one tried. The lb edge
+	// logs it on the request's access line and does not pass it on.
+	HeaderUpstream = "Switchyard-Upstream"
 )
 
 // MaxTokens bounds the number of path tokens a subject may carry.

@@ -120,8 +120,10 @@ func (h *handler) route(c echo.Context) error {
 	req := c.Request()
 	service := c.Param("service")
 	if subjects.ValidName(service) != nil || slices.Contains(config.ReservedServiceNames, service) || !h.known(service) {
+		h.log.Debug("no such service", "service", service, "path", req.URL.Path)
 		return apierr.Newf(http.StatusNotFound, apierr.CodeUnknownService, "no service %q", service)
 	}
+	edge.Annotate(c, slog.String("service", service))
 	if h.srv.Draining() {
 		return apierr.New(http.StatusServiceUnavailable, apierr.CodeShuttingDown, "edge is shutting down").WithRetry(time.Second)
 	}
@@ -187,7 +189,16 @@ func (h *handler) route(c echo.Context) error {
 	}
 	ctx, unmerge := mergeCancel(ctx, lost)
 	defer unmerge()
+	debug := h.log.Enabled(ctx, slog.LevelDebug)
+	if debug {
+		h.log.Debug("routing request", "service", service, "subject", subj, "method", req.Method,
+			"req_id", req.Header.Get(echo.HeaderXRequestID))
+	}
 	reply, err := h.nc.RequestMsgWithContext(ctx, msg)
+	if err != nil && debug {
+		h.log.Debug("routed", "service", service, "subject", subj, "outcome", "nats_error", "err", err,
+			"req_id", req.Header.Get(echo.HeaderXRequestID))
+	}
 	if err != nil && errors.Is(context.Cause(ctx), errConnLost) && req.Context().Err() == nil {
 		// Sent, then the connection dropped: the reply cannot come, and the
 		// service may or may not have run the request.
@@ -204,6 +215,17 @@ func (h *handler) route(c echo.Context) error {
 	}
 	resp := httpnats.DecodeResponse(reply)
 	h.metrics.observe(service, resp.Status, time.Since(start))
+	if resp.Upstream != "" {
+		edge.Annotate(c, slog.String("upstream", resp.Upstream))
+	}
+	if debug {
+		outcome := "answered"
+		if resp.ErrorCode != "" {
+			outcome = resp.ErrorCode
+		}
+		h.log.Debug("routed", "service", service, "subject", subj, "upstream", resp.Upstream,
+			"outcome", outcome, "status", resp.Status, "req_id", req.Header.Get(echo.HeaderXRequestID))
+	}
 	if e := workerError(resp); e != nil {
 		return e // rendered by the edge, with the request id like every error
 	}

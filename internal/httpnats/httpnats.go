@@ -166,6 +166,9 @@ type Response struct {
 	// ErrorCode is set when the reply is an error Switchyard or a micro
 	// service produced (not a plain upstream response).
 	ErrorCode string
+	// Upstream is the upstream the proxy worker got the answer from
+	// (subjects.HeaderUpstream), for the logs; "" when not said.
+	Upstream string
 }
 
 // DecodeResponse reads a reply: Switchyard-Status (absent means 200; one
@@ -188,6 +191,8 @@ func DecodeResponse(m *nats.Msg) Response {
 			}
 		case subjects.HeaderErrorCode:
 			r.ErrorCode = vs[0]
+		case subjects.HeaderUpstream:
+			r.Upstream = vs[0]
 		case subjects.HeaderMicroErrorCode:
 			microCode = vs[0]
 		case subjects.HeaderMicroError:

@@ -451,7 +451,7 @@ func (w *Worker) serve(s *service, m *nats.Msg) {
 			deadline = req.Deadline
 		}
 		ctx, cancel := context.WithDeadline(w.ctx, deadline)
-		reply = w.forward(ctx, s, &req)
+		reply = w.forward(ctx, s, m.Subject, &req)
 		cancel()
 	}
 	class := "error"
@@ -479,6 +479,20 @@ func (w *Worker) serve(s *service, m *nats.Msg) {
 // verdict is what became of one attempt.
 type verdict int
 
+func (v verdict) String() string {
+	switch v {
+	case answered:
+		return "answered"
+	case notSent:
+		return "not_sent"
+	case busy:
+		return "busy"
+	case broken:
+		return "broken"
+	}
+	return "final"
+}
+
 const (
 	answered verdict = iota // the upstream answered; reply is its answer
 	notSent                 // provably nothing reached the upstream
@@ -497,26 +511,52 @@ const (
 //     the service's retry budget.
 //
 // Each upstream is tried at most once.
-func (w *Worker) forward(ctx context.Context, s *service, req *httpnats.Request) *nats.Msg {
+//
+// The reply names the upstream that answered, or the last one tried
+// (subjects.HeaderUpstream). Each attempt is logged at debug level, and a
+// move to another upstream at info level once that upstream is picked: the
+// log never says it fails over when no upstream is left.
+func (w *Worker) forward(ctx context.Context, s *service, subject string, req *httpnats.Request) *nats.Msg {
 	again := replayable(req)
 	s.pool.RecordRequest()
 	var tried []*balancer.Upstream
 	var last *nats.Msg
+	// What the last attempt asks for: the message and attributes of the
+	// move, logged once the next upstream is known.
+	var move string
+	var moveAttrs []any
+	debug := w.o.Log.Enabled(ctx, slog.LevelDebug)
 	for {
 		up, err := s.pool.Pick(tried)
 		if err != nil {
 			if last != nil {
+				if move != "" {
+					w.o.Log.Info("no other upstream to try", append([]any{"service", s.name,
+						"upstream", tried[len(tried)-1].Host(), "tried", len(tried)}, moveAttrs...)...)
+				}
 				return last
+			}
+			if debug {
+				w.o.Log.Debug("no healthy upstream", "service", s.name, "subject", subject)
 			}
 			return httpnats.NewErrorMsg(apierr.Newf(http.StatusServiceUnavailable, apierr.CodeNoHealthyUpstream,
 				"no healthy upstream for service %s", s.name).WithRetry(time.Second))
 		}
 		if len(tried) > 0 {
 			w.metrics.failovers.WithLabelValues(s.name).Inc()
+			w.o.Log.Info(move, append([]any{"service", s.name, "from", tried[len(tried)-1].Host(),
+				"upstream", up.Host()}, moveAttrs...)...)
 		}
 		tried = append(tried, up)
 		reply, v, cause := w.attempt(ctx, s, up, req, again)
+		reply.Header[subjects.HeaderUpstream] = []string{up.Host()}
+		if debug {
+			w.o.Log.Debug("upstream attempt", "service", s.name, "subject", subject, "method", req.Method,
+				"upstream", up.Host(), "attempt", len(tried), "outcome", v.String(),
+				"status", reply.Header.Get(subjects.HeaderStatus), "err", cause)
+		}
 		last = reply
+		move, moveAttrs = "", nil
 		switch v {
 		case answered:
 			st := reply.Header.Get(subjects.HeaderStatus)
@@ -528,23 +568,20 @@ func (w *Worker) forward(ctx context.Context, s *service, req *httpnats.Request)
 				return reply
 			}
 			w.metrics.retries.WithLabelValues(s.name, "status").Inc()
-			w.o.Log.Info("retrying on another upstream", "service", s.name, "upstream", up.Host(),
-				"reason", "status", "status", st)
+			move, moveAttrs = "retrying on another upstream", []any{"reason", "status", "status", st}
 		case notSent:
 			if len(tried) == s.pool.Len() {
 				return reply // every upstream unreachable: 503 no_healthy_upstream, with the last error
 			}
 			w.metrics.retries.WithLabelValues(s.name, "not_sent").Inc()
-			w.o.Log.Info("failing over to another upstream", "service", s.name, "upstream", up.Host(),
-				"reason", "not_sent", "err", cause)
+			move, moveAttrs = "failing over to another upstream", []any{"reason", "not_sent", "err", cause}
 		case busy:
 			if len(tried) == s.pool.Len() {
 				w.metrics.dropped.WithLabelValues(s.name, "overloaded").Inc()
 				return reply
 			}
 			w.metrics.retries.WithLabelValues(s.name, "busy").Inc()
-			w.o.Log.Info("failing over to another upstream", "service", s.name, "upstream", up.Host(),
-				"reason", "busy", "err", cause)
+			move, moveAttrs = "failing over to another upstream", []any{"reason", "busy", "err", cause}
 		case broken:
 			if !again {
 				w.metrics.unretried.WithLabelValues(s.name, "not_replayable").Inc()
@@ -561,8 +598,7 @@ func (w *Worker) forward(ctx context.Context, s *service, req *httpnats.Request)
 				return reply
 			}
 			w.metrics.retries.WithLabelValues(s.name, "broken").Inc()
-			w.o.Log.Info("retrying on another upstream", "service", s.name, "upstream", up.Host(),
-				"reason", "broken", "method", req.Method, "err", cause)
+			move, moveAttrs = "retrying on another upstream", []any{"reason", "broken", "method", req.Method, "err", cause}
 		default:
 			return reply
 		}
