@@ -355,9 +355,11 @@ func (c *Conn) writeQueued(deadline time.Time) error {
 	c.spare = nil
 	c.mu.Unlock()
 	var err error
-	held := len(batch) > 1 && c.out != nil
+	// One write for the batch rather than one a frame (or two: gorilla
+	// writes a frame larger than its buffer in two parts).
+	held := len(batch) > 0 && c.out != nil
 	if held {
-		c.out.hold() // one syscall for the batch rather than one a frame
+		c.out.hold()
 	}
 	for i := 0; i < len(batch); i++ {
 		f := batch[i]
