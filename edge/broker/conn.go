@@ -38,6 +38,7 @@ type client struct {
 	broadcast bool
 	label     string   // service label of metrics
 	conn      *ws.Conn // set before join, never changed
+	grouped   bool     // join counted it in its group's refs; guarded by Broker.mu
 
 	mu      sync.Mutex
 	pending map[string]pendingMsg // persistent messages awaiting this client's ack, by message id
@@ -156,6 +157,7 @@ func (b *Broker) join(c *client) error {
 		b.groups[c.service] = g
 	}
 	g.refs++
+	c.grouped = true
 	b.clients[c.id] = c
 	b.mu.Unlock()
 
@@ -231,7 +233,8 @@ func (b *Broker) leave(c *client, joined bool) {
 	}
 	b.mu.Lock()
 	delete(b.clients, c.id)
-	if g != nil {
+	if g != nil && c.grouped {
+		c.grouped = false
 		g.refs--
 		if g.refs == 0 && b.groups[c.service] == g {
 			delete(b.groups, c.service)

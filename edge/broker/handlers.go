@@ -81,6 +81,8 @@ func (b *Broker) handleWS(c echo.Context, s *edge.Server) error {
 		code := ws.CloseInternal
 		if errors.Is(joinErr, ErrShuttingDown) {
 			code = ws.CloseGoingAway
+		} else {
+			b.log.Warn("connection refused: cannot join its service", "service", service, "err", joinErr)
 		}
 		wc.Close(code, joinErr.Error())
 	}
