@@ -25,7 +25,12 @@ const (
 	submitRevived     = "revived"     // the key names a queued job whose message was missing: queued again
 	submitRejected    = "rejected"    // JetStream refused the job (stream full, too large)
 	submitUnconfirmed = "unconfirmed" // the publish result is unknown: 503
+	submitKeyReused   = "key_reused"  // the Idempotency-Key names a job of another request: 422
 )
+
+// CodeIdempotencyKeyReused is the error code of a keyed submit whose
+// request differs from the one the key first named (422).
+const CodeIdempotencyKeyReused = "idempotency_key_reused"
 
 // jobView is GET /jobs/:id's answer.
 type jobView struct {
@@ -68,11 +73,12 @@ func (h *handler) submitJob(c echo.Context, service string, tokens []string, pat
 	msg.Header.Set(subjects.HeaderMsgID, id)
 
 	now := time.Now().UTC()
+	hash := ijobs.RequestHash(req.Method, path, req.URL.RawQuery, body)
 	rec := &ijobs.Record{ID: id, Service: service, Method: req.Method, Path: path,
-		Status: ijobs.StatusQueued, SubmittedAt: now, UpdatedAt: now}
+		Status: ijobs.StatusQueued, SubmittedAt: now, UpdatedAt: now, RequestHash: hash}
 	switch err := h.jobs.Create(ctx, rec); {
 	case errors.Is(err, ijobs.ErrExists):
-		return h.resubmit(c, ctx, msg, service, id, key != "")
+		return h.resubmit(c, ctx, msg, service, id, key, hash)
 	case err != nil:
 		return apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "could not store the job").
 			WithRetry(time.Second).WithCause(err)
@@ -128,11 +134,20 @@ func (h *handler) submitJob(c echo.Context, service string, tokens []string, pat
 
 // resubmit answers a submit whose job id exists: a retried keyed submit,
 // which publishes the job again while its record is queued.
-func (h *handler) resubmit(c echo.Context, ctx context.Context, msg *nats.Msg, service, id string, keyed bool) error {
+// A keyed submit whose request (method, path, query, body) differs from
+// the job's is refused with 422 idempotency_key_reused: the key names
+// another request.
+func (h *handler) resubmit(c echo.Context, ctx context.Context, msg *nats.Msg, service, id, key, hash string) error {
+	keyed := key != ""
 	rec, err := h.jobs.Get(ctx, id)
 	if err != nil {
 		return apierr.New(http.StatusServiceUnavailable, apierr.CodeUnavailable, "could not read the job").
 			WithRetry(time.Second).WithCause(err)
+	}
+	if keyed && rec.RequestHash != "" && rec.RequestHash != hash {
+		h.metrics.jobs.WithLabelValues(service, submitKeyReused).Inc()
+		return apierr.Newf(http.StatusUnprocessableEntity, CodeIdempotencyKeyReused,
+			"Idempotency-Key %q was used for a different request (method, path, query or body): job %s", key, id)
 	}
 	if !keyed || rec.Status != ijobs.StatusQueued {
 		h.metrics.jobs.WithLabelValues(service, submitDuplicate).Inc()

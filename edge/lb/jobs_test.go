@@ -102,6 +102,17 @@ func TestAsyncJobSubmitPollAndDedupe(t *testing.T) {
 	if third.ID != v.ID || third.Status != "done" {
 		t.Fatalf("third submit: %+v", third)
 	}
+	// The key reused for another request: 422, with a clear code, whether
+	// the body or the query differs; the job is not touched.
+	for _, tc := range []struct{ url, body string }{
+		{"/ai/generate?n=1", "another prompt"},
+		{"/ai/generate?n=2", "prompt"},
+	} {
+		resp := do(t, "POST", s.url+tc.url, []byte(tc.body), "Prefer", "respond-async", "Idempotency-Key", "k-1")
+		if code := apiError(t, resp); resp.StatusCode != 422 || code != "idempotency_key_reused" {
+			t.Errorf("key reused for %s %q: %d %s, want 422 idempotency_key_reused", tc.url, tc.body, resp.StatusCode, code)
+		}
+	}
 	if n := hits.Load(); n != 1 {
 		t.Fatalf("upstream called %d times for one idempotent job", n)
 	}

@@ -364,7 +364,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"service", "kind"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "switchyard", Subsystem: "lb", Name: "jobs_submitted_total",
-			Help: "Async job submits, by service and result (created, duplicate, revived, rejected, unconfirmed).",
+			Help: "Async job submits, by service and result (created, duplicate, revived, rejected, unconfirmed, key_reused).",
 		}, []string{"service", "result"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "switchyard", Subsystem: "lb", Name: "rejected_total",

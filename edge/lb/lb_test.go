@@ -270,7 +270,8 @@ func TestErrors(t *testing.T) {
 		{"every upstream down", "/analytics/x", 503, "no_healthy_upstream", true},
 		{"too slow", "/vision/x", 504, "timeout", false},
 		{"bad job id", "/jobs/NOT-VALID", 400, "bad_request", false},
-		{"unknown job", "/jobs/abc", 404, "not_found", false},
+		{"malformed job id", "/jobs/abc", 400, "bad_request", false},
+		{"unknown job", "/jobs/" + strings.Repeat("a", 24), 404, "not_found", false},
 		{"no such job route", "/jobs/abc/extra", 404, "not_found", false},
 		{"job by POST", "POST /jobs/abc", 405, "method_not_allowed", false},
 	}

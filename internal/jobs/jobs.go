@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strconv"
@@ -68,6 +69,9 @@ type Record struct {
 	// (or last ran) the job; 0 until a runner takes it.
 	StreamSeq uint64    `json:"stream_seq,omitempty"`
 	Response  *Response `json:"response,omitempty"`
+	// RequestHash is RequestHash of the submitted request: a keyed
+	// submit whose request differs from the job's is refused (422).
+	RequestHash string `json:"request_hash,omitempty"`
 
 	// Revision is the KV revision the record was read or written at; the
 	// next Update is a compare-and-set on it.
@@ -128,14 +132,32 @@ func IDFromKey(service, key string) string {
 	return enc.EncodeToString(h[:15])
 }
 
-// ValidID reports whether id can be a job id (and a KV key).
+// RequestHash identifies a submitted request: its method, path, query
+// and body (hex SHA-256). Two submits with one Idempotency-Key must have
+// the same hash to name the same job.
+func RequestHash(method, path, query string, body []byte) string {
+	h := sha256.New()
+	for _, s := range []string{method, path, query} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// IDLen is the length of every job id (NewID, IDFromKey).
+const IDLen = 24
+
+// ValidID reports whether id has the form of a job id: IDLen characters
+// of [a-z2-7]. Anything else is malformed (the lb edge answers 400), not
+// merely unknown (404).
 func ValidID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
+	if len(id) != IDLen {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
 			return false
 		}
 	}

@@ -64,11 +64,13 @@ func TestValidID(t *testing.T) {
 	}{
 		{jobs.NewID(), true},
 		{jobs.IDFromKey("svc", "k"), true},
-		{"abc123", true},
-		{"a", true},
-		{strings.Repeat("a", 64), true},
+		{strings.Repeat("a", 24), true},
+		{"abcdefghijklmnopqrstuv27", true},
+		{"abc", false}, // too short: malformed, not unknown
+		{"abcdefghijklmnopqrstuv18", false},
+		{strings.Repeat("a", 23), false},
+		{strings.Repeat("a", 25), false},
 		{"", false},
-		{strings.Repeat("a", 65), false},
 		{"ABC", false},
 		{"abcD", false},
 		{"a.b", false},
@@ -98,11 +100,11 @@ func FuzzValidID(f *testing.F) {
 		if !jobs.ValidID(id) {
 			return
 		}
-		if len(id) < 1 || len(id) > 64 {
+		if len(id) != jobs.IDLen {
 			t.Fatalf("accepted %d characters", len(id))
 		}
 		for _, c := range id {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
 				t.Fatalf("accepted %q in %q", c, id)
 			}
 		}
