@@ -29,7 +29,7 @@ import (
 const defaultClusterName = "switchyard"
 
 func (n *NATS) clusterDefaults() {
-	n.StartTimeout = Duration(time.Minute)
+	n.StartTimeout = Duration(2 * time.Minute)
 }
 
 // Clustered reports whether the embedded server runs as a cluster node.

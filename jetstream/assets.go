@@ -102,19 +102,29 @@ func Ensure(ctx context.Context, js natsjs.JetStream, a Assets) error {
 		return err
 	}
 	for _, sc := range a.Streams() {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := each(ctx, func(ctx context.Context) error { _, err := js.CreateOrUpdateStream(ctx, sc); return err }); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
 	for _, kc := range a.Buckets() {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+		if err := each(ctx, func(ctx context.Context) error { _, err := js.CreateOrUpdateKeyValue(ctx, kc); return err }); err != nil {
 			return fmt.Errorf("bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	for _, oc := range a.ObjectStores() {
-		if _, err := js.CreateOrUpdateObjectStore(ctx, oc); err != nil {
+		if err := each(ctx, func(ctx context.Context) error { _, err := js.CreateOrUpdateObjectStore(ctx, oc); return err }); err != nil {
 			return fmt.Errorf("object store %s: %w", oc.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// assetTimeout bounds the declaration of one asset, so a request nobody
+// answers (no leader yet) fails and is retried within the start budget.
+const assetTimeout = 10 * time.Second
+
+func each(ctx context.Context, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, assetTimeout)
+	defer cancel()
+	return fn(ctx)
 }

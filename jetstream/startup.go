@@ -57,9 +57,7 @@ func ConnectRetry(ctx context.Context, name, url string, emb *Embedded, log *slo
 // ends. A replica mismatch or a refused declaration fails at once.
 func EnsureRetry(ctx context.Context, js natsjs.JetStream, a Assets, log *slog.Logger, w Waiter) error {
 	for n := 0; ; n++ {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := Ensure(actx, js, a)
-		cancel()
+		err := Ensure(ctx, js, a)
 		if err == nil {
 			return nil
 		}
@@ -128,7 +126,9 @@ func (a Assets) storeNames() [][2]string {
 func checkReplicas(ctx context.Context, js natsjs.JetStream, a Assets) error {
 	want := max(a.Replicas, 1)
 	for _, n := range a.storeNames() {
-		s, err := js.Stream(ctx, n[0])
+		sctx, cancel := context.WithTimeout(ctx, assetTimeout)
+		s, err := js.Stream(sctx, n[0])
+		cancel()
 		if errors.Is(err, natsjs.ErrStreamNotFound) {
 			continue
 		}
