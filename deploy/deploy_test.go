@@ -245,8 +245,12 @@ func TestComposeWiring(t *testing.T) {
 		if cfg == nil {
 			continue
 		}
-		if cfg.NATS.URL == "" {
+		if cfg.NATS.URL == "" && !cfg.NATS.Clustered() {
 			t.Errorf("docker-compose.yml: service %s has no NATS_URL: it would start its own embedded server and never see the other services", name)
+		}
+		if cfg.NATS.Clustered() {
+			clusterNode(t, c, name, cfg)
+			continue
 		}
 		if need := cfg.Server.MaxBodyBytes + 64<<10; int64(nopts.MaxPayload) < need {
 			t.Errorf("docker-compose.yml: service %s: MAX_BODY_BYTES %d needs max_payload >= %d, but nats.conf sets %d",
@@ -356,6 +360,9 @@ func TestPrometheusTargets(t *testing.T) {
 		inv, cfg := serviceConfig(t, c, d, name)
 		if cfg == nil {
 			continue
+		}
+		if len(c.Services[name].Profiles) > 0 {
+			continue // not in the default stack Prometheus scrapes
 		}
 		for _, p := range sortedKeys(metricsPorts(inv.sub, cfg)) {
 			if target := net.JoinHostPort(name, strconv.Itoa(p)); !scraped[target] {
@@ -690,6 +697,8 @@ type service struct {
 	DependsOn   dependsOn         `yaml:"depends_on"`
 	Healthcheck map[string]any    `yaml:"healthcheck"`
 	Labels      map[string]string `yaml:"labels"`
+	// Profiles: a service in a profile starts only with --profile.
+	Profiles []string `yaml:"profiles"`
 }
 
 func (s service) containerPorts() []int {
@@ -1608,5 +1617,32 @@ func TestComposeConfigIsConsistent(t *testing.T) {
 	}
 	if !strings.Contains(string(compose), "./deploy/config.compose.yaml:/etc/switchyard/config.yaml") {
 		t.Error("docker-compose.yml does not mount deploy/config.compose.yaml as the config")
+	}
+}
+
+// clusterNode checks a node of the cluster profile: its routes name
+// services of the same profile on their cluster port, and it is in a profile
+// (the default stack runs one external NATS server instead).
+func clusterNode(t *testing.T, c *composeFile, name string, cfg *config.Config) {
+	t.Helper()
+	s := c.Services[name]
+	if len(s.Profiles) == 0 {
+		t.Errorf("docker-compose.yml: service %s is an embedded cluster node but in no profile: it would start with the default stack", name)
+	}
+	for _, r := range cfg.NATS.Routes() {
+		peer, ok := c.Services[r.Hostname()]
+		if !ok {
+			t.Errorf("docker-compose.yml: service %s: route %s names no service", name, r)
+			continue
+		}
+		if !slices.Equal(peer.Profiles, s.Profiles) {
+			t.Errorf("docker-compose.yml: service %s: route %s is a service of profiles %v, not %v", name, r, peer.Profiles, s.Profiles)
+		}
+		if r.Port() != strconv.Itoa(cfg.NATS.ClusterPort) {
+			t.Errorf("docker-compose.yml: service %s: route %s, but the nodes listen for routes on %d", name, r, cfg.NATS.ClusterPort)
+		}
+	}
+	if cfg.NATS.Replicas != 3 {
+		t.Errorf("docker-compose.yml: service %s: NATS_REPLICAS=%d, want 3 on a three-node cluster", name, cfg.NATS.Replicas)
 	}
 }
