@@ -56,6 +56,17 @@ var Part = part.Part{
 func build(d *part.Deps) ([]part.Component, error) {
 	o := d.EdgeOptions("stream")
 	o.MaxBodyBytes = max(o.MaxBodyBytes, d.Config.Stream.MaxChunkBytes)
+	// The records check is this edge's own: the other edges of the
+	// process do not depend on the stream records.
+	var h *Handler
+	o.Checks = d.Checks.With("streams", func(context.Context) error {
+		select {
+		case <-h.Ready():
+			return nil
+		default:
+			return errors.New("stream records not loaded yet")
+		}
+	})
 	s := edge.New(o)
 	m := streams.NewMetrics(d.Registry)
 	h, err := New(context.Background(), s, Options{
@@ -65,14 +76,12 @@ func build(d *part.Deps) ([]part.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.Checks.Add("streams", func(context.Context) error {
-		select {
-		case <-h.Ready():
-			return nil
-		default:
-			return errors.New("stream records not loaded yet")
-		}
-	})
+	// Start ready when the records load in time; /health says so until then.
+	select {
+	case <-h.Ready():
+	case <-time.After(5 * time.Second):
+		d.Log.Warn("stream records not loaded within 5s; the stream edge reports unready until they are")
+	}
 	pool, err := streamproc.New(streamproc.Options{
 		NC: d.NC, JS: d.JS, Concurrency: d.Config.Stream.Concurrency, Workers: d.Config.Stream.Workers,
 		Timeout: d.Config.Stream.ProcessTimeout.D(), MaxDeliver: d.Config.Stream.MaxDeliver,
