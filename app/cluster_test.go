@@ -341,7 +341,7 @@ func TestClusterChaos(t *testing.T) {
 				break
 			}
 			if err == nil && rec.Status == ijobs.StatusFailed {
-				t.Errorf("job %s (%s) failed: %s %s", id, tok, rec.ErrorCode, rec.LastError)
+				t.Errorf("job %s (%s) failed: %s %+v", id, tok, rec.ErrorCode, rec.LastError)
 				break
 			}
 			if time.Now().After(deadline) {

@@ -439,8 +439,11 @@ type jobRecord struct {
 	ID        string `json:"id"`
 	Status    string `json:"status"`
 	Attempts  int    `json:"attempts"`
-	LastError string `json:"last_error"`
-	Location  string `json:"location"`
+	LastError *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"last_error"`
+	Location string `json:"location"`
 }
 
 func getJob(t *testing.T, c *http.Client, e *instanceEnv, id string) (int, jobRecord) {
@@ -490,7 +493,7 @@ func TestBinaryAcceptedJobSurvivesRestart(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, r := getJob(t, c, e, id)
-		if r.Attempts >= 1 && r.LastError != "" {
+		if r.Attempts >= 1 && r.LastError != nil {
 			t.Logf("before the restart: %+v", r)
 			break
 		}

@@ -117,7 +117,8 @@ func (h *handler) submitJob(c echo.Context, service string, tokens []string, pat
 	// No retry can name this job: make sure it does not run unless it runs already.
 	rec.Status = ijobs.StatusFailed
 	rec.ErrorCode = ijobs.CodeSubmitFailed
-	rec.LastError = "the submit could not confirm the job was queued and answered 503: " + err.Error()
+	rec.LastError = &ijobs.Failure{Status: http.StatusServiceUnavailable, Code: ijobs.CodeSubmitFailed,
+		Message: "the submit could not confirm the job was queued and answered 503: " + err.Error()}
 	switch uerr := h.jobs.Update(sctx, rec); {
 	case errors.Is(uerr, ijobs.ErrConflict):
 		// A runner moved it first: it was queued after all.
@@ -248,8 +249,12 @@ func (h *handler) getJobResult(c echo.Context) error {
 		if rec.ErrorCode == ijobs.CodeResultTooLarge {
 			code = ijobs.CodeResultTooLarge
 		}
+		msg := ""
+		if rec.LastError != nil {
+			msg = rec.LastError.Message
+		}
 		return apierr.Newf(http.StatusBadGateway, code, "job %s failed after %d attempts (%s): %s",
-			rec.ID, rec.Attempts, rec.ErrorCode, rec.LastError)
+			rec.ID, rec.Attempts, rec.ErrorCode, msg)
 	default:
 		c.Response().Header().Set("Retry-After", "1")
 		return c.JSON(http.StatusAccepted, jobView{Record: rec, Location: "/jobs/" + rec.ID})

@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard/switchyard/config"
 	"github.com/switchyard/switchyard/edge/lb"
 	ijobs "github.com/switchyard/switchyard/internal/jobs"
+	"github.com/switchyard/switchyard/jetstream/jstest"
 	"github.com/switchyard/switchyard/subjects"
 	"github.com/switchyard/switchyard/workers/jobs"
 )
@@ -145,7 +146,7 @@ func TestAsyncJobsLongerThanAckWaitRunOnce(t *testing.T) {
 				break
 			}
 			if v.Status == "failed" || time.Now().After(deadline) {
-				t.Fatalf("job %d: %s (%s)", i, v.Status, v.Error)
+				t.Fatalf("job %d: %s (%+v)", i, v.Status, v.Error)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -217,12 +218,37 @@ func TestAsyncJobResultOverLimitFailsOnce(t *testing.T) {
 		t.Fatalf("submit: %d", resp.StatusCode)
 	}
 	failed := waitJob(t, s.url, v.ID, "failed")
-	if failed.ErrorCode != ijobs.CodeResultTooLarge || failed.Attempts != 1 || !strings.Contains(failed.Error, "262144") {
+	if failed.ErrorCode != ijobs.CodeResultTooLarge || failed.Attempts != 1 || failed.Error == nil || failed.Error.Code != ijobs.CodeResultTooLarge || !strings.Contains(failed.Error.Message, "262144") {
 		t.Fatalf("failed job: %+v", failed)
 	}
 	r := do(t, "GET", s.url+"/jobs/"+v.ID+"/result", nil)
 	if r.StatusCode != 502 || apiError(t, r) != ijobs.CodeResultTooLarge {
 		t.Fatalf("result of an oversized job: %d", r.StatusCode)
+	}
+	if c := up.total(); c != 1 {
+		t.Fatalf("the job ran %d times", c)
+	}
+}
+
+// An answer the proxy worker refuses itself (502 response_too_large: over
+// what NATS can carry) fails the job at once: it is not done, and not run
+// again; last_error names the worker's code.
+func TestAsyncJobResponseTooLargeFails(t *testing.T) {
+	cfg := baseConfig(t)
+	ns := jstest.Start(t)
+	size := int(ns.Conn(t).MaxPayload()) + 1<<20
+	up := newJobUpstream(t, 0, func(string) []byte { return make([]byte, size) })
+	cfg.Rust.VisionServiceURL = up.URL
+	s := startOn(t, ns, cfg, withJobs...)
+
+	v, resp := submit(t, s.url+"/vision/render", "huge")
+	if resp.StatusCode != 202 {
+		t.Fatalf("submit: %d", resp.StatusCode)
+	}
+	failed := waitJob(t, s.url, v.ID, "failed")
+	if failed.ErrorCode != ijobs.CodeResultTooLarge || failed.Attempts != 1 || failed.Error == nil ||
+		failed.Error.Status != 502 || failed.Error.Code != "response_too_large" || strings.Contains(failed.Error.Message, "{") {
+		t.Fatalf("failed job: %+v (last_error %+v)", failed, failed.Error)
 	}
 	if c := up.total(); c != 1 {
 		t.Fatalf("the job ran %d times", c)
@@ -352,7 +378,7 @@ func TestAsyncJobLateWriterLoses(t *testing.T) {
 	if err != nil || rec.Status != ijobs.StatusRunning {
 		t.Fatalf("record while running: %+v %v", rec, err)
 	}
-	rec.Status, rec.ErrorCode, rec.LastError = ijobs.StatusFailed, "cancelled_by_test", "newer state"
+	rec.Status, rec.ErrorCode, rec.LastError = ijobs.StatusFailed, "cancelled_by_test", &ijobs.Failure{Code: "cancelled_by_test", Message: "newer state"}
 	if err := store.Update(t.Context(), rec); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,11 +22,15 @@ import (
 )
 
 type jobView struct {
-	ID        string `json:"id"`
-	Status    string `json:"status"`
-	Attempts  int    `json:"attempts"`
-	Location  string `json:"location"`
-	Error     string `json:"last_error"`
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Attempts int    `json:"attempts"`
+	Location string `json:"location"`
+	Error    *struct {
+		Status  int    `json:"status"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"last_error"`
 	ErrorCode string `json:"error_code"`
 	Response  *struct {
 		Status   int         `json:"status"`
@@ -61,7 +66,7 @@ func waitJob(t *testing.T, base, id string, want string) jobView {
 			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job %s: status %q (last error %q), want %q", id, v.Status, v.Error, want)
+			t.Fatalf("job %s: status %q (last error %+v), want %q", id, v.Status, v.Error, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -178,8 +183,13 @@ func TestAsyncJobFailsAfterMaxDeliver(t *testing.T) {
 		t.Fatalf("submit %d", resp.StatusCode)
 	}
 	failed := waitJob(t, s.url, v.ID, "failed")
-	if failed.Attempts != 2 || failed.Error == "" || failed.ErrorCode != "attempts_exhausted" {
+	if failed.Attempts != 2 || failed.Error == nil || failed.ErrorCode != "attempts_exhausted" {
 		t.Fatalf("failed job %+v", failed)
+	}
+	// The last error as fields: the worker's 503 no_healthy_upstream, its
+	// message in words, not its JSON body nested as escaped text.
+	if e := failed.Error; e.Status != 503 || e.Code != "no_healthy_upstream" || e.Message == "" || strings.Contains(e.Message, "{") {
+		t.Errorf("last_error %+v", e)
 	}
 	r := do(t, "GET", s.url+"/jobs/"+v.ID+"/result", nil)
 	if r.StatusCode != 502 || apiError(t, r) != "job_failed" {
@@ -223,7 +233,7 @@ func TestAsyncJobFailsWhenRunnerDiesOnLastAttempt(t *testing.T) {
 	nc1.Close()
 	_ = r1.Shutdown(t.Context())
 	failed := waitJob(t, s.url, v.ID, "failed")
-	if failed.Error == "" || failed.Attempts != 1 || failed.ErrorCode != "runner_lost" {
+	if failed.Error == nil || failed.Error.Code != "runner_lost" || failed.Attempts != 1 || failed.ErrorCode != "runner_lost" {
 		t.Fatalf("failed job: %+v", failed)
 	}
 }

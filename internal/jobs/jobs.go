@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -62,7 +63,8 @@ type Record struct {
 	Attempts    int       `json:"attempts"`
 	SubmittedAt time.Time `json:"submitted_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
-	LastError   string    `json:"last_error,omitempty"`
+	// LastError is the last attempt's failure: cleared when the job is done.
+	LastError *Failure `json:"last_error,omitempty"`
 	// ErrorCode says why a failed job failed (Code* constants).
 	ErrorCode string `json:"error_code,omitempty"`
 	// StreamSeq is the JOBS sequence of the message whose delivery runs
@@ -78,6 +80,31 @@ type Record struct {
 	Revision uint64 `json:"-"`
 	// stored is Status at Revision.
 	stored string
+}
+
+// Failure is why an attempt or a job failed, as fields: never an error
+// body nested as escaped JSON.
+type Failure struct {
+	// Status is the HTTP status of the answer that failed, 0 when none came
+	// (the call timed out, the runner died).
+	Status int `json:"status,omitempty"`
+	// Code is the machine-readable error code: the answer's error code
+	// (no_responders, bad_gateway, ...) or the runner's own (timeout,
+	// unavailable, runner_lost, submit_failed).
+	Code string `json:"code"`
+	// Message says what happened, in words.
+	Message string `json:"message"`
+}
+
+// UnmarshalJSON reads a Failure, and the plain string that records
+// written by earlier versions hold (as the message).
+func (f *Failure) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		*f = Failure{}
+		return json.Unmarshal(b, &f.Message)
+	}
+	type plain Failure
+	return json.Unmarshal(b, (*plain)(f))
 }
 
 // Response is the service's answer to a finished job. Body is base64 in

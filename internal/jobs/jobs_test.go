@@ -235,7 +235,7 @@ func TestStoreCompareAndSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	stale.Status = jobs.StatusQueued
-	stale.LastError = "late failure"
+	stale.LastError = &jobs.Failure{Code: "unavailable", Message: "late failure"}
 	if err := s.Update(ctx, stale); !errors.Is(err, jobs.ErrConflict) {
 		t.Fatalf("stale write: %v, want %v", err, jobs.ErrConflict)
 	}
@@ -243,7 +243,7 @@ func TestStoreCompareAndSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if now.Status != jobs.StatusDone || now.StreamSeq != 1 || now.LastError != "" || string(now.Response.Body) != "ok" {
+	if now.Status != jobs.StatusDone || now.StreamSeq != 1 || now.LastError != nil || string(now.Response.Body) != "ok" {
 		t.Fatalf("after stale writes: %+v", now)
 	}
 	// Even at the current revision a final state does not move.

@@ -2,9 +2,11 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -68,34 +70,40 @@ func (r *Runner) handle(svc string, msg natsjs.Msg) {
 		return
 	}
 	if callErr != nil {
+		code := apierr.CodeUnavailable
+		if errors.Is(callErr, errCallTimeout) {
+			code = apierr.CodeTimeout
+		}
 		if errors.Is(callErr, errCallTimeout) && !replayableJob(msg) {
-			a.fail(rec, apierr.CodeTimeout, "the request reached a service that did not answer in time; its outcome is "+
-				"unknown and it is not replayable (neither an idempotent method nor an Idempotency-Key), so it is not run again: "+
-				callErr.Error())
+			a.fail(rec, apierr.CodeTimeout, ijobs.Failure{Code: code, Message: "the request reached a service that did not answer in time; its outcome is " +
+				"unknown and it is not replayable (neither an idempotent method nor an Idempotency-Key), so it is not run again: " +
+				callErr.Error()})
 			return
 		}
-		a.retry(rec, callErr.Error())
+		a.retry(rec, ijobs.Failure{Code: code, Message: callErr.Error()})
 		return
 	}
 	resp := httpnats.DecodeResponse(reply)
 	switch {
 	case resp.ErrorCode == apierr.CodeResponseTooLarge:
-		a.fail(rec, ijobs.CodeResultTooLarge, fmt.Sprintf("the service's answer is over the size a job result may have (%d bytes): %s",
-			r.o.MaxResultBytes, strings.TrimSpace(string(resp.Body))))
+		f := failureOf(resp)
+		f.Message = fmt.Sprintf("the service's answer is over the size a job result may have (%d bytes): %s", r.o.MaxResultBytes, f.Message)
+		a.fail(rec, ijobs.CodeResultTooLarge, f)
 	case int64(len(resp.Body)) > r.o.MaxResultBytes:
-		a.fail(rec, ijobs.CodeResultTooLarge, fmt.Sprintf("the service answered %d bytes, over the job result limit of %d bytes",
-			len(resp.Body), r.o.MaxResultBytes))
+		a.fail(rec, ijobs.CodeResultTooLarge, ijobs.Failure{Status: resp.Status, Code: ijobs.CodeResultTooLarge,
+			Message: fmt.Sprintf("the service answered %d bytes, over the job result limit of %d bytes", len(resp.Body), r.o.MaxResultBytes)})
 	case notSent(resp.ErrorCode):
-		a.retry(rec, fmt.Sprintf("%d %s: %s", resp.Status, resp.ErrorCode, strings.TrimSpace(string(resp.Body))))
+		a.retry(rec, failureOf(resp))
 	case mayHaveRun(resp.ErrorCode):
 		// The request reached an upstream, which may have acted on it:
 		// running it again is safe only for a replayable request.
-		detail := fmt.Sprintf("%d %s: %s", resp.Status, resp.ErrorCode, strings.TrimSpace(string(resp.Body)))
+		f := failureOf(resp)
 		if replayableJob(msg) {
-			a.retry(rec, detail)
+			a.retry(rec, f)
 		} else {
-			a.fail(rec, resp.ErrorCode, "the request reached the service and its outcome is unknown; not replayable "+
-				"(neither an idempotent method nor an Idempotency-Key), so it is not run again: "+detail)
+			f.Message = "the request reached the service and its outcome is unknown; not replayable " +
+				"(neither an idempotent method nor an Idempotency-Key), so it is not run again: " + f.Message
+			a.fail(rec, resp.ErrorCode, f)
 		}
 	default:
 		a.done(rec, resp)
@@ -232,7 +240,7 @@ func (a *attempt) lost(transition string, object string) {
 
 func (a *attempt) done(rec *ijobs.Record, resp httpnats.Response) {
 	rec.Status = ijobs.StatusDone
-	rec.LastError, rec.ErrorCode = "", ""
+	rec.LastError, rec.ErrorCode = nil, ""
 	rec.Response = &ijobs.Response{Status: resp.Status, Header: resp.Header, Body: resp.Body, BodySize: int64(len(resp.Body))}
 	where, object := "inline", ""
 	if !a.r.store.Fits(rec) {
@@ -247,7 +255,7 @@ func (a *attempt) done(rec *ijobs.Record, resp httpnats.Response) {
 		}
 		if err != nil {
 			a.r.metrics.recordErrors.WithLabelValues(a.svc, "done").Inc()
-			a.retry(rec, "the answer could not be stored: "+err.Error())
+			a.retry(rec, ijobs.Failure{Status: resp.Status, Code: apierr.CodeUnavailable, Message: "the answer could not be stored: " + err.Error()})
 			return
 		}
 	}
@@ -262,7 +270,8 @@ func (a *attempt) done(rec *ijobs.Record, resp httpnats.Response) {
 			_ = a.r.store.DeleteBody(a.r.jobCtx, object)
 		}
 		rec.Response = nil
-		a.fail(rec, ijobs.CodeResultTooLarge, "the service's answer headers do not fit a job record")
+		a.fail(rec, ijobs.CodeResultTooLarge, ijobs.Failure{Status: resp.Status, Code: ijobs.CodeResultTooLarge,
+			Message: "the service's answer headers do not fit a job record"})
 		return
 	case err != nil:
 		a.r.metrics.recordErrors.WithLabelValues(a.svc, "done").Inc()
@@ -278,13 +287,13 @@ func (a *attempt) done(rec *ijobs.Record, resp httpnats.Response) {
 
 // retry records a retryable failure: queued again with a growing delay,
 // or failed after the last attempt.
-func (a *attempt) retry(rec *ijobs.Record, failure string) {
+func (a *attempt) retry(rec *ijobs.Record, failure ijobs.Failure) {
 	if int(a.md.NumDelivered) >= a.r.o.MaxDeliver {
 		a.fail(rec, ijobs.CodeAttemptsExhausted, failure)
 		return
 	}
 	rec.Status = ijobs.StatusQueued
-	rec.LastError = failure
+	rec.LastError = &failure
 	rec.Response = nil
 	delay := min(time.Duration(a.md.NumDelivered)*time.Duration(a.md.NumDelivered)*time.Second, time.Minute)
 	err := a.write(rec)
@@ -297,14 +306,15 @@ func (a *attempt) retry(rec *ijobs.Record, failure string) {
 		a.r.metrics.recordErrors.WithLabelValues(a.svc, "retry").Inc()
 		a.log.Warn("job record write failed", "transition", "retry", "err", err)
 	}
-	a.end(outcomeRetry, a.nakAfter(delay), slog.LevelInfo, "job attempt failed; retrying", "err", failure, "delay", delay.String())
+	a.end(outcomeRetry, a.nakAfter(delay), slog.LevelInfo, "job attempt failed; retrying",
+		"code", failure.Code, "status", failure.Status, "err", failure.Message, "delay", delay.String())
 }
 
 // fail marks the job failed for good and terminates it.
-func (a *attempt) fail(rec *ijobs.Record, code, failure string) {
+func (a *attempt) fail(rec *ijobs.Record, code string, failure ijobs.Failure) {
 	rec.Status = ijobs.StatusFailed
 	rec.ErrorCode = code
-	rec.LastError = failure
+	rec.LastError = &failure
 	err := a.writeResult(rec)
 	if errors.Is(err, ijobs.ErrConflict) {
 		a.lost("failed", "")
@@ -322,7 +332,8 @@ func (a *attempt) fail(rec *ijobs.Record, code, failure string) {
 			"transition", "failed", "err", err)
 		return
 	}
-	a.end(outcomeFailed, a.msg.Term, slog.LevelWarn, "job failed", "error_code", code, "err", failure)
+	a.end(outcomeFailed, a.msg.Term, slog.LevelWarn, "job failed", "error_code", code,
+		"code", failure.Code, "status", failure.Status, "err", failure.Message)
 }
 
 // heartbeat sends InProgress every AckWait/3 until the returned function
@@ -411,4 +422,26 @@ func notSent(code string) bool {
 // sent to a service whose answer broke off or never came.
 func mayHaveRun(code string) bool {
 	return code == apierr.CodeBadGateway || code == apierr.CodeTimeout
+}
+
+// failureOf describes an error answer as fields: its status, its code and
+// the message of its JSON error body (or the body's text, shortened).
+func failureOf(resp httpnats.Response) ijobs.Failure {
+	f := ijobs.Failure{Status: resp.Status, Code: resp.ErrorCode}
+	if f.Code == "" {
+		f.Code = apierr.CodeForStatus(resp.Status)
+	}
+	var body apierr.Body
+	if json.Unmarshal(resp.Body, &body) == nil && body.Error.Message != "" {
+		f.Message = body.Error.Message
+		return f
+	}
+	f.Message = strings.TrimSpace(string(resp.Body))
+	if len(f.Message) > 512 {
+		f.Message = f.Message[:512] + "..."
+	}
+	if f.Message == "" {
+		f.Message = http.StatusText(resp.Status)
+	}
+	return f
 }

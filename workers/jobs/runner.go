@@ -344,7 +344,8 @@ func (r *Runner) exhausted(stream natsjs.Stream, advisory []byte) {
 		rec.Status = ijobs.StatusFailed
 		rec.ErrorCode = ijobs.CodeRunnerLost
 		rec.Attempts = int(a.Deliveries)
-		rec.LastError = fmt.Sprintf("attempt %d did not finish: its runner stopped before answering, and no attempt is left", a.Deliveries)
+		rec.LastError = &ijobs.Failure{Code: ijobs.CodeRunnerLost,
+			Message: fmt.Sprintf("attempt %d did not finish: its runner stopped before answering, and no attempt is left", a.Deliveries)}
 		err = r.store.Update(ctx, rec)
 		if errors.Is(err, ijobs.ErrConflict) {
 			r.metrics.conflicts.WithLabelValues(rec.Service, "advisory").Inc()
