@@ -107,6 +107,16 @@ func build(s *edge.Server, d *part.Deps) ([]part.Component, error) {
 	return []part.Component{h.disc}, nil
 }
 
+// responder names who answered a routed request, for the replies metric:
+// "proxy" when the reply names an upstream, or the service has HTTP
+// upstreams (the proxy pool's own errors name none); "worker" otherwise.
+func (h *handler) responder(service string, resp httpnats.Response) string {
+	if resp.Upstream != "" || len(h.configured[service].Upstreams) > 0 {
+		return "proxy"
+	}
+	return "worker"
+}
+
 func noJobRoute(c echo.Context) error {
 	return apierr.New(http.StatusNotFound, apierr.CodeNotFound, "jobs are at /jobs/{id} and /jobs/{id}/result")
 }
@@ -215,6 +225,7 @@ func (h *handler) route(c echo.Context) error {
 	}
 	resp := httpnats.DecodeResponse(reply)
 	h.metrics.observe(service, resp.Status, time.Since(start))
+	h.metrics.responder.WithLabelValues(service, h.responder(service, resp)).Inc()
 	if resp.Upstream != "" {
 		edge.Annotate(c, slog.String("upstream", resp.Upstream))
 	}
@@ -341,6 +352,7 @@ type metrics struct {
 	natsErrors *prometheus.CounterVec
 	jobs       *prometheus.CounterVec
 	rejected   *prometheus.CounterVec
+	responder  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -370,8 +382,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "switchyard", Subsystem: "lb", Name: "rejected_total",
 			Help: "Requests the lb edge answered 503 overloaded because one of its own bounds was full, by bound (in_flight, body_memory).",
 		}, []string{"reason"}),
+		responder: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchyard", Subsystem: "lb", Name: "replies_total",
+			Help: "Replies routed requests got over NATS, by service and responder (proxy: the proxy worker pool, " +
+				"its reply names an upstream or the service has HTTP upstreams; worker: any other NATS worker of the queue group).",
+		}, []string{"service", "responder"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.inFlight, m.natsErrors, m.jobs, m.rejected)
+	reg.MustRegister(m.requests, m.duration, m.inFlight, m.natsErrors, m.jobs, m.rejected, m.responder)
 	return m
 }
 

@@ -209,6 +209,9 @@ func TestProxyPassesRequestAndResponseThrough(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("X-Upstream") != "one" {
 		t.Errorf("HEAD: %d %v", resp.StatusCode, resp.Header)
 	}
+	if v := metric(t, s.url, `switchyard_lb_replies_total{responder="proxy",service="vision"}`); v != 3 {
+		t.Errorf("replies by the proxy = %v, want 3", v)
+	}
 }
 
 func TestLargeBodiesAndLimit(t *testing.T) {
@@ -319,6 +322,12 @@ func TestNATSWorkerServesRoute(t *testing.T) {
 	if resp.StatusCode != 202 || resp.Header.Get("X-Worker") != "nats" ||
 		string(b) != "svc.reports.daily.2026_11 POST /daily/2026.11 format=pdf q" {
 		t.Fatalf("%d %q", resp.StatusCode, b)
+	}
+	if v := metric(t, s.url, `switchyard_lb_replies_total{responder="worker",service="reports"}`); v != 1 {
+		t.Errorf("replies by a NATS worker = %v, want 1", v)
+	}
+	if v := metric(t, s.url, `switchyard_lb_replies_total{responder="proxy",service="reports"}`); v != 0 {
+		t.Errorf("replies by the proxy = %v, want 0", v)
 	}
 }
 
