@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -184,3 +185,34 @@ type syncBuf struct {
 
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestConnectRetryRedactsPassword: a start that cannot connect retries,
+// logs what it waits for, and neither the log nor the error shows the
+// password of NATS_URL.
+func TestConnectRetryRedactsPassword(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // nothing listens there now
+	const secret = "pa55-in-url"
+	var logs syncBuf
+	var retries int
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = jetstream.ConnectRetry(ctx, "t", "nats://u:"+secret+"@"+addr, nil, slog.New(slog.NewTextHandler(&logs, nil)),
+		func(string) { retries++ }, nats.Timeout(200*time.Millisecond))
+	if err == nil {
+		t.Fatal("connected to a closed port")
+	}
+	if retries == 0 || !strings.Contains(logs.String(), "waiting for NATS") {
+		t.Errorf("no retry logged: %d retries, logs %s", retries, logs.String())
+	}
+	if strings.Contains(err.Error(), secret) || strings.Contains(logs.String(), secret) {
+		t.Errorf("the password shows: err %v, logs %s", err, logs.String())
+	}
+	if !strings.Contains(err.Error(), "NATS_START_TIMEOUT") {
+		t.Errorf("error %v does not name the start budget", err)
+	}
+}

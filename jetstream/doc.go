@@ -11,6 +11,15 @@
 // count comes from configuration (1 embedded, 3 in a cluster). The
 // upstream client package is imported as natsjs to avoid the name clash.
 //
-// Subpackage jstest starts real embedded servers for tests. Everything
+// Cluster mode: EmbeddedOptions.Cluster makes the embedded server one node
+// of a JetStream cluster (routes on the client port's host, with the
+// clients' credentials). A start on a forming cluster retries within its
+// budget (ConnectRetry, EnsureRetry: backoff, a log line per wait); Ensure
+// refuses a replica count that differs from the configured one
+// (ErrReplicaMismatch) unless it is an explicit scale-up. QuorumWatch polls
+// the leader and current replicas of every declared asset for /health and
+// the switchyard_nats_* metrics; its Run goroutine ends at Shutdown.
+//
+// Subpackage jstest starts real embedded servers (one, or a cluster) for tests. Everything
 // here is safe for concurrent use; Embedded.Shutdown may be called twice.
 package jetstream

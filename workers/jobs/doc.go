@@ -35,7 +35,14 @@
 // (code result_too_large): running it again would give the same answer. A
 // body that fits the limit but not the record goes to the object store
 // job-results. A record or object write that fails is retried a few times
-// within the attempt; if it still fails the job is naked and retried.
+// within the attempt; if it still fails the job is naked and retried. The
+// write of a finished job's record (done or failed) is retried for up to
+// ResultWriteBudget (30s: a leader election of the jobs bucket), with the
+// heartbeat going, before the job is handed back to run again; a retry that
+// finds the revision moved checks with the leader whether its own earlier
+// try was stored. A record read as missing is confirmed by a leader read
+// before the job is dropped (internal/jobs Store.Get), and a lost
+// compare-and-set re-reads from the leader.
 //
 // Every outcome is counted in switchyard_jobs_attempts_total and logged
 // with the job id; a write that lost to a newer one is counted in
