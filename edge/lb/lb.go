@@ -14,7 +14,9 @@
 //
 // Errors: unknown service 404 (a discovered service stays known for
 // lb.discovery_grace after discovery last saw it); no worker (NATS no-responders) or no healthy
-// upstream 503 with Retry-After, at once; past rust.request_timeout 504;
+// upstream 503 with Retry-After, at once; the edge's NATS connection
+// dropping answers the requests waiting on it at once: 502 outcome_unknown
+// once sent, 503 with Retry-After before; past rust.request_timeout 504;
 // bodies over the limit 413. The edge holds no state but a cache of the
 // micro services it discovered. Handlers are safe for concurrent use.
 package lb
