@@ -14,4 +14,13 @@
 // and Budget bound an edge's in-flight requests and the body bytes it holds
 // (Overloaded is their 503). All methods are safe for concurrent use;
 // Shutdown may be called more than once.
+//
+// Methods (methods.go): HEAD is served wherever GET is (by the GET route,
+// net/http drops the body), and a method an edge's own route does not
+// serve answers 405 with Allow, even where a catch-all route (the lb's
+// /:service/*) would match the path. Routes are read at the first request:
+// register them before the edge serves. Annotate adds attributes (service,
+// upstream) to a request's access line. /metrics serves Options.Gatherer;
+// with Options.MetricsAt instead, it answers 404 naming where the process
+// serves its metrics, so a process is one scrape target.
 package edge

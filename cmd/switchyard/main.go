@@ -164,6 +164,22 @@ func commandUsage(w io.Writer, fs *flag.FlagSet, cmd string, selected []part.Par
 			fmt.Fprintf(w, "Starts the %s alone.\n", p.Summary)
 		}
 	}
+	if cmd != "config check" {
+		cfg := config.Default()
+		var ports []string
+		for _, p := range selected {
+			if p.Port != nil {
+				key, port := p.Port(cfg)
+				ports = append(ports, fmt.Sprintf("%s %s (%d)", p.Name, key, port))
+			}
+		}
+		if len(ports) == 0 {
+			ports = append(ports, fmt.Sprintf("WORKER_PORT (%d) for /health and /metrics", cfg.Server.WorkerPort))
+		}
+		fmt.Fprintf(w, "\nListens on: %s.\n", strings.Join(ports, ", "))
+		fmt.Fprintln(w, "Every edge serves GET /health. The process serves GET /metrics once: on")
+		fmt.Fprintln(w, "METRICS_PORT when set, else on its first edge's port (else WORKER_PORT).")
+	}
 	fmt.Fprintln(w, "\nFlags:")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
@@ -185,6 +201,9 @@ Commands:
   version    print the version (also --version)
   help       this text (switchyard <command> --help: that command's help)
 
+Edges listen on BROKER_PORT 8081, LB_PORT 8082, CACHE_PORT 8083 and STREAM_PORT
+8084, each with GET /health; a process serves GET /metrics once (METRICS_PORT, else
+its first edge's port, else WORKER_PORT 8085 for worker pools alone).
 With no NATS_URL every command starts an embedded nats-server with JetStream
 (store in DATA_DIR, client port NATS_PORT); with NATS_URL it connects there.
 Configuration: defaults < config.yaml < environment (see README.md).
