@@ -8,6 +8,7 @@
 #
 #   bash bench/lb.sh                 # 10 s per target, 64 connections
 #   DURATION=30 CONNS=128 bash bench/lb.sh
+#   SY_GOMAXPROCS=1 SY_GOGC=400 bash bench/lb.sh   # the CPU-frugal mode (Switchyard only)
 #
 # Everything listens on 127.0.0.1 only; every process is stopped on exit.
 set -euo pipefail
@@ -59,6 +60,7 @@ nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' & pids+=($!); 
 wait_http http://127.0.0.1:$NGINX_PORT/health
 
 HOST=127.0.0.1 BROKER_PORT=19081 LB_PORT=19082 CACHE_PORT=19083 STREAM_PORT=19084 NATS_PORT=$NATS_PORT \
+GOMAXPROCS=${SY_GOMAXPROCS:-} GOGC=${SY_GOGC:-} \
 DATA_DIR="$tmp/data" LOG_LEVEL=warn RUST_VISION_SERVICE_URL=http://127.0.0.1:$BACKEND_PORT \
   ./bin/switchyard run 2>"$tmp/switchyard.log" & pids+=($!); switchyard_pid=$!
 wait_http http://127.0.0.1:19082/health
@@ -89,6 +91,7 @@ run() { # name url pid
 }
 to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v} else {sub(/s$/,"",v); print v*1000} }'; }
 
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, GET $PATH_ ($(nproc) cores, $(date -u +%F))"
 printf '%-12s %12s %10s %10s %14s\n' target "req/s" p50 p99 "cpu us/req"
 run direct     "http://127.0.0.1:$BACKEND_PORT$PATH_" "$backend_pid"
@@ -97,3 +100,4 @@ run switchyard "http://127.0.0.1:19082/vision$PATH_" "$switchyard_pid"
 awk -v s="$switchyard_rps" -v n="$nginx_rps" -v d="$direct_rps" \
     -v sp="$(to_ms "$switchyard_p99")" -v np="$(to_ms "$nginx_p99")" 'BEGIN {
   printf "switchyard/nginx throughput: %.2fx   p99: %.2fx   (nginx/direct: %.2fx)\n", s/n, sp/np, n/d }'
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

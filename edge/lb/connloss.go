@@ -57,10 +57,3 @@ func (w *connLoss) close() {
 	defer w.mu.Unlock()
 	w.cancel(context.Canceled)
 }
-
-// mergeCancel returns ctx, also ended (with lost's cause) when lost ends.
-func mergeCancel(ctx, lost context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(lost, func() { cancel(context.Cause(lost)) })
-	return ctx, func() { stop(); cancel(context.Canceled) }
-}

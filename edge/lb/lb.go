@@ -190,8 +190,6 @@ func (h *handler) route(c echo.Context) error {
 	// gets it later, and stops its upstream I/O then.
 	deadline := time.Now().Add(h.timeout)
 	httpnats.SetDeadline(msg, deadline)
-	ctx, cancel := context.WithDeadline(req.Context(), deadline)
-	defer cancel()
 	if lost.Err() != nil || !h.nc.IsConnected() {
 		// The connection dropped before the request was sent: nothing has it.
 		h.metrics.natsErrors.WithLabelValues(service, "disconnected").Inc()
@@ -199,8 +197,12 @@ func (h *handler) route(c echo.Context) error {
 		h.metrics.observe(service, e.Status, time.Since(start))
 		return e
 	}
-	ctx, unmerge := mergeCancel(ctx, lost)
-	defer unmerge()
+	// One context per request: the deadline, ended early by the client
+	// going away (its parent) or by the connection dropping (AfterFunc,
+	// no second context).
+	ctx, cancel := context.WithDeadline(req.Context(), deadline)
+	defer cancel()
+	defer context.AfterFunc(lost, cancel)()
 	debug := h.log.Enabled(ctx, slog.LevelDebug)
 	if debug {
 		h.log.Debug("routing request", "service", service, "subject", subj, "method", req.Method,
@@ -211,7 +213,7 @@ func (h *handler) route(c echo.Context) error {
 		h.log.Debug("routed", "service", service, "subject", subj, "outcome", "nats_error", "err", err,
 			"req_id", req.Header.Get(echo.HeaderXRequestID))
 	}
-	if err != nil && errors.Is(context.Cause(ctx), errConnLost) && req.Context().Err() == nil {
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) && errors.Is(context.Cause(lost), errConnLost) && req.Context().Err() == nil {
 		// Sent, then the connection dropped: the reply cannot come, and the
 		// service may or may not have run the request.
 		h.metrics.natsErrors.WithLabelValues(service, "connection_lost").Inc()
@@ -225,7 +227,9 @@ func (h *handler) route(c echo.Context) error {
 		h.metrics.observe(service, e.Status, time.Since(start))
 		return e
 	}
-	resp := httpnats.DecodeResponse(reply)
+	// A plain reply's headers go straight into the response's (an error
+	// reply's do not: the edge renders it).
+	resp := httpnats.DecodeResponseTo(reply, c.Response().Header())
 	h.metrics.observe(service, resp.Status, time.Since(start))
 	h.metrics.responder.WithLabelValues(service, h.responder(service, resp)).Inc()
 	if resp.Upstream != "" {

@@ -418,3 +418,92 @@ func TestDeadlineRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// DecodeResponseTo decodes what DecodeResponse does; a plain reply's
+// headers land in the writer's header (replacing what was set there), an
+// error reply's never do.
+func TestDecodeResponseTo(t *testing.T) {
+	nc := jstest.Start(t).Conn(t)
+	plain := httpnats.NewResponseMsg(201, http.Header{"Content-Type": {"text/plain"}, "Set-Cookie": {"a=1", "b=2"},
+		"X-Request-Id": {"upstream"}, "Connection": {"close"}}, []byte("body"))
+	plain.Header[subjects.HeaderUpstream] = []string{"10.0.0.1:80"}
+	lower := &nats.Msg{Header: nats.Header{"x-a": {"1"}, "X-A": {"2"}}, Data: []byte("x")}
+	tests := []struct {
+		name  string
+		m     *nats.Msg
+		error bool
+	}{
+		{"plain", plain, false},
+		{"names to merge", lower, false},
+		{"worker error", httpnats.NewErrorMsg(apierr.New(503, apierr.CodeOverloaded, "busy").WithRetry(time.Second)), true},
+		{"micro error", &nats.Msg{Header: nats.Header{subjects.HeaderMicroErrorCode: {"404"}, subjects.HeaderMicroError: {"no"}}}, true},
+		{"bad status", &nats.Msg{Header: nats.Header{subjects.HeaderStatus: {"101"}, "X-A": {"1"}}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := overNATS(t, nc, tt.m)
+			want := httpnats.DecodeResponse(m)
+			rec := httptest.NewRecorder()
+			rec.Header().Set("X-Request-Id", "edge")
+			got := httpnats.DecodeResponseTo(m, rec.Header())
+			if got.Status != want.Status || got.ErrorCode != want.ErrorCode || got.Upstream != want.Upstream || string(got.Body) != string(want.Body) {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+			if tt.error {
+				if rec.Header().Get("X-Request-Id") != "edge" || len(rec.Header()) != 1 {
+					t.Errorf("an error reply wrote headers: %v", rec.Header())
+				}
+				if !reflect.DeepEqual(got.Header, want.Header) {
+					t.Errorf("headers %v, want %v", got.Header, want.Header)
+				}
+				return
+			}
+			httpnats.WriteResponse(rec, got, false)
+			wrec := httptest.NewRecorder()
+			wrec.Header().Set("X-Request-Id", "edge")
+			httpnats.WriteResponse(wrec, want, false)
+			if !reflect.DeepEqual(rec.Header(), wrec.Header()) || rec.Code != wrec.Code || rec.Body.String() != wrec.Body.String() {
+				t.Errorf("wrote %d %v %q, DecodeResponse path %d %v %q", rec.Code, rec.Header(), rec.Body, wrec.Code, wrec.Header(), wrec.Body)
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeWrite compares the edge's reply path before (DecodeResponse,
+// then WriteResponse copying the headers) and after (DecodeResponseTo into
+// the writer's header), in one run:
+//
+//	go test -run '^$' -bench DecodeWrite -benchmem ./internal/httpnats/
+func BenchmarkDecodeWrite(b *testing.B) {
+	m := httpnats.NewResponseMsg(200, http.Header{"Content-Type": {"application/json"}, "Date": {"Fri, 27 Nov 2026 18:00:00 GMT"},
+		"Content-Length": {"56"}, "X-Upstream": {"one"}}, []byte(`{"ok":true,"payload":"0123456789abcdef0123456789abcdef"}`))
+	m.Header[subjects.HeaderUpstream] = []string{"127.0.0.1:19101"}
+	w := &discardWriter{h: http.Header{}}
+	var base float64
+	for _, tc := range []struct {
+		name string
+		fn   func()
+	}{
+		{"DecodeResponse", func() { httpnats.WriteResponse(w, httpnats.DecodeResponse(m), false) }},
+		{"DecodeResponseTo", func() { httpnats.WriteResponse(w, httpnats.DecodeResponseTo(m, w.h), false) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				clear(w.h)
+				tc.fn()
+			}
+			ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if tc.name == "DecodeResponse" {
+				base = ns
+			}
+			b.ReportMetric(base/ns, "speedup")
+		})
+	}
+}
+
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
