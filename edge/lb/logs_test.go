@@ -142,6 +142,8 @@ func TestNoFailoverLoggedWithoutAnotherUpstream(t *testing.T) {
 		}
 		return false
 	})
+	passed := `switchyard_proxy_health_checks_total{result="pass",service="vision",upstream="` + strings.TrimPrefix(gone.URL, "http://") + `"}`
+	waitFor(t, "the first probe of the upstream that goes away", func() bool { return metric(t, url, passed) == 1 })
 	gone.Close()
 	resp := do(t, "GET", url+"/vision/x", nil)
 	code := apiError(t, resp)
