@@ -181,7 +181,16 @@ func New(ctx context.Context, s *edge.Server, o Options) (*Handler, error) {
 
 // Run keeps the records current and runs the janitor until Shutdown.
 func (h *Handler) Run(ctx context.Context) error {
+	// Add under the lock Shutdown takes before it waits: a Shutdown that
+	// came first (a start that failed) finds no loop to wait for, and
+	// Run then starts none.
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		return nil
+	}
 	h.loops.Add(2)
+	h.mu.Unlock()
 	go func() {
 		defer h.loops.Done()
 		_ = h.replica.Run(h.ctx)

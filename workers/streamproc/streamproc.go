@@ -115,11 +115,17 @@ func (p *Pool) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Add under the lock Shutdown takes before it waits: after a Shutdown
+	// that came first, Run starts nothing.
 	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		return nil
+	}
 	p.store, p.started = store, true
+	p.loops.Add(2)
 	p.mu.Unlock()
 	rep := store.NewReplica(p.o.Log, p.onEvent)
-	p.loops.Add(2)
 	go func() {
 		defer p.loops.Done()
 		_ = rep.Run(p.ctx)
