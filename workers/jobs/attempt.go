@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/internal/apierr"
 	"github.com/switchyard/switchyard/internal/httpnats"
 	ijobs "github.com/switchyard/switchyard/internal/jobs"
+	"github.com/switchyard/switchyard/jetstream"
 	"github.com/switchyard/switchyard/subjects"
 )
 
@@ -74,8 +75,11 @@ func (r *Runner) handle(svc string, msg natsjs.Msg) {
 		if errors.Is(callErr, errCallTimeout) {
 			code = apierr.CodeTimeout
 		}
-		if errors.Is(callErr, errCallTimeout) && !replayableJob(msg) {
-			a.fail(rec, apierr.CodeTimeout, ijobs.Failure{Code: code, Message: "the request reached a service that did not answer in time; its outcome is " +
+		if errors.Is(callErr, errCallLost) {
+			code = apierr.CodeOutcomeUnknown
+		}
+		if (errors.Is(callErr, errCallTimeout) || errors.Is(callErr, errCallLost)) && !replayableJob(msg) {
+			a.fail(rec, code, ijobs.Failure{Code: code, Message: "the request reached a service that did not answer; its outcome is " +
 				"unknown and it is not replayable (neither an idempotent method nor an Idempotency-Key), so it is not run again: " +
 				callErr.Error()})
 			return
@@ -386,8 +390,14 @@ func (r *Runner) call(ctx context.Context, msg natsjs.Msg) (*nats.Msg, error) {
 	defer cancel()
 	// The worker stops when this attempt does, and drops it once expired.
 	httpnats.SetDeadline(req, time.Now().Add(r.o.Timeout))
+	// The reply comes to this connection: if it drops, the reply is lost,
+	// and waiting out the timeout would only delay the retry.
+	ctx, release := jetstream.Bind(ctx, r.drops.Current())
+	defer release()
 	reply, err := r.o.NC.RequestMsgWithContext(ctx, req)
 	switch {
+	case err != nil && errors.Is(context.Cause(ctx), jetstream.ErrConnLost):
+		return nil, fmt.Errorf("the connection to NATS dropped while service %s had the request: %w", svc, errCallLost)
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, errors.New("no worker serves " + svc)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
@@ -400,6 +410,10 @@ func (r *Runner) call(ctx context.Context, msg natsjs.Msg) (*nats.Msg, error) {
 
 // errCallTimeout: a service took the request and did not answer in time.
 var errCallTimeout = errors.New("no answer in time")
+
+// errCallLost: the runner's NATS connection dropped after the request was
+// sent, so its answer cannot come; the service may have run it.
+var errCallLost = errors.New("outcome unknown")
 
 // replayableJob reports whether a job's request may run more than once.
 func replayableJob(msg natsjs.Msg) bool {

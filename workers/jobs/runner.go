@@ -56,6 +56,7 @@ type Options struct {
 type Runner struct {
 	o       Options
 	metrics *metrics
+	drops   *jetstream.DropWatch // ends calls in flight when NC drops
 
 	mu         sync.Mutex
 	store      *ijobs.Store
@@ -107,7 +108,7 @@ func New(o Options) (*Runner, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Minute
 	}
-	r := &Runner{o: o, metrics: newMetrics(o.Registry), stopped: make(chan struct{})}
+	r := &Runner{o: o, metrics: newMetrics(o.Registry), drops: jetstream.WatchDrops(o.NC), stopped: make(chan struct{})}
 	r.pullCtx, r.stopPull = context.WithCancel(context.Background())
 	r.jobCtx, r.cancelJobs = context.WithCancel(context.Background())
 	return r, nil
