@@ -42,7 +42,10 @@
 // finds the revision moved checks with the leader whether its own earlier
 // try was stored. A record read as missing is confirmed by a leader read
 // before the job is dropped (internal/jobs Store.Get), and a lost
-// compare-and-set re-reads from the leader.
+// compare-and-set re-reads from the leader. When the runner's connection
+// drops while a service holds a job (jetstream.DropWatch), the call ends
+// at once: its outcome is unknown, so it is retried only when replayable,
+// else the job fails with code outcome_unknown.
 //
 // Every outcome is counted in switchyard_jobs_attempts_total and logged
 // with the job id; a write that lost to a newer one is counted in
