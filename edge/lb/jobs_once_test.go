@@ -119,11 +119,11 @@ func jobMetric(t *testing.T, base, name string, labels ...string) float64 {
 // no job waits unheartbeated past its ack wait and none is redelivered.
 func TestAsyncJobsLongerThanAckWaitRunOnce(t *testing.T) {
 	const n = 80
-	up := newJobUpstream(t, 1500*time.Millisecond, func(b string) []byte { return []byte("ran " + b) })
+	up := newJobUpstream(t, 3*time.Second, func(b string) []byte { return []byte("ran " + b) })
 	cfg := baseConfig(t)
 	cfg.Rust.AIServiceURL = up.URL
-	cfg.LB.JobAckWait = config.Duration(time.Second) // shorter than every job
-	cfg.LB.JobConcurrency = 16                       // 80 jobs wait their turn
+	cfg.LB.JobAckWait = config.Duration(2 * time.Second) // shorter than every job; long enough that a loaded CI machine still heartbeats in time
+	cfg.LB.JobConcurrency = 16                           // 80 jobs wait their turn
 	cfg.LB.JobMaxDeliver = 5
 	s := startSys(t, cfg, withJobs...)
 
