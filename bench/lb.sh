@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load balancer benchmark: the same backend measured directly, through nginx
 # as a reverse proxy, and through Switchyard's /vision/* (edge -> NATS ->
-# proxy worker -> backend), in one run, with wrk. Prints req/s and p50/p99
+# proxy worker -> backend; "split": lb and proxy as two processes on one
+# nats-server, hosted by the proxy process), in one run, with wrk. Prints req/s and p50/p99
 # for each, the CPU time the proxy itself spent per request (the backend's
 # own CPU not included, except on the direct line), and Switchyard's ratios
 # to nginx.
@@ -66,12 +67,25 @@ DATA_DIR="$tmp/data" LOG_LEVEL=warn RUST_VISION_SERVICE_URL=http://127.0.0.1:$BA
 wait_http http://127.0.0.1:19082/health
 wait_http http://127.0.0.1:19082/vision/health
 
-# cpu_ticks PID: user+system clock ticks of PID and its children (nginx workers).
+# The split deployment: the proxy pool in one process (hosting the
+# nats-server, on SPLIT_NATS_PORT) and the lb edge in another, connected to it.
+SPLIT_NATS_PORT=${BENCH_SPLIT_NATS_PORT:-14323}
+HOST=127.0.0.1 WORKER_PORT=19185 NATS_PORT=$SPLIT_NATS_PORT GOMAXPROCS=${SY_GOMAXPROCS:-} GOGC=${SY_GOGC:-} \
+DATA_DIR="$tmp/split" LOG_LEVEL=warn RUST_VISION_SERVICE_URL=http://127.0.0.1:$BACKEND_PORT \
+  ./bin/switchyard proxy 2>"$tmp/split-proxy.log" & pids+=($!); split_proxy_pid=$!
+wait_http http://127.0.0.1:19185/health
+HOST=127.0.0.1 LB_PORT=19182 NATS_URL=nats://127.0.0.1:$SPLIT_NATS_PORT GOMAXPROCS=${SY_GOMAXPROCS:-} GOGC=${SY_GOGC:-} \
+DATA_DIR="$tmp/split-lb" LOG_LEVEL=warn RUST_VISION_SERVICE_URL=http://127.0.0.1:$BACKEND_PORT \
+  ./bin/switchyard lb 2>"$tmp/split-lb.log" & pids+=($!); split_lb_pid=$!
+wait_http http://127.0.0.1:19182/health
+wait_http http://127.0.0.1:19182/vision/health
+
+# cpu_ticks "PID..": user+system clock ticks of the PIDs and their children (nginx workers).
 cpu_ticks() {
-  local t=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do
+  local t=0 p q
+  for q in $1; do for p in "$q" $(pgrep -P "$q" || true); do
     t=$((t + $(awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null || echo 0)))
-  done
+  done; done
   echo "$t"
 }
 
@@ -97,7 +111,10 @@ printf '%-12s %12s %10s %10s %14s\n' target "req/s" p50 p99 "cpu us/req"
 run direct     "http://127.0.0.1:$BACKEND_PORT$PATH_" "$backend_pid"
 run nginx      "http://127.0.0.1:$NGINX_PORT$PATH_" "$nginx_pid"
 run switchyard "http://127.0.0.1:19082/vision$PATH_" "$switchyard_pid"
+run split      "http://127.0.0.1:19182/vision$PATH_" "$split_lb_pid $split_proxy_pid"
 awk -v s="$switchyard_rps" -v n="$nginx_rps" -v d="$direct_rps" \
     -v sp="$(to_ms "$switchyard_p99")" -v np="$(to_ms "$nginx_p99")" 'BEGIN {
   printf "switchyard/nginx throughput: %.2fx   p99: %.2fx   (nginx/direct: %.2fx)\n", s/n, sp/np, n/d }'
+awk -v s="$split_rps" -v n="$nginx_rps" -v sp="$(to_ms "$split_p99")" -v np="$(to_ms "$nginx_p99")" 'BEGIN {
+  printf "split/nginx throughput: %.2fx   p99: %.2fx\n", s/n, sp/np }'
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
