@@ -12,8 +12,7 @@ import (
 // dropped: a reply awaited on it can no longer come.
 var ErrConnLost = errors.New("NATS connection lost")
 
-// DropWatch (used by the job runners; the lb edge keeps its own
-// per-request variant in edge/lb) hands out a context that ends (cause ErrConnLost) as soon as a
+// DropWatch (used by the job runners and the lb edge) hands out a context that ends (cause ErrConnLost) as soon as a
 // connection drops, so requests waiting on it give up at once instead of
 // at their timeout. A drop ends the contexts handed out so far; later
 // calls get a fresh one. Safe for concurrent use.

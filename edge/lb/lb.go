@@ -41,6 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/internal/obs"
+	"github.com/switchyard/switchyard/jetstream"
 	"github.com/switchyard/switchyard/part"
 
 	"github.com/switchyard/switchyard/config"
@@ -66,9 +67,9 @@ type handler struct {
 	jetstream  natsjs.JetStream
 	metrics    *metrics
 	srv        *edge.Server
-	gate       *edge.Gate   // lb.edge_max_in_flight
-	bodies     *edge.Budget // lb.edge_max_body_memory
-	loss       *connLoss    // ends requests in flight when the connection drops
+	gate       *edge.Gate           // lb.edge_max_in_flight
+	bodies     *edge.Budget         // lb.edge_max_body_memory
+	loss       *jetstream.DropWatch // ends requests in flight when the connection drops
 	log        *slog.Logger
 }
 
@@ -87,7 +88,7 @@ func build(s *edge.Server, d *part.Deps) ([]part.Component, error) {
 		srv:        s,
 		gate:       edge.NewGate(d.Config.LB.EdgeMaxInFlight),
 		bodies:     edge.NewBudget(max(d.Config.LB.EdgeMaxBodyMemory, d.Config.Server.MaxBodyBytes)),
-		loss:       watchConnLoss(d.NC),
+		loss:       jetstream.WatchDrops(d.NC),
 		log:        d.Log,
 	}
 	for _, rs := range d.Config.ResolveServices() {
@@ -150,7 +151,7 @@ func (h *handler) route(c echo.Context) error {
 		return edge.Overloaded("requests in flight")
 	}
 	defer h.gate.Leave()
-	lost := h.loss.current()
+	lost := h.loss.Current()
 	start := time.Now()
 	inFlight := h.metrics.inFlight.WithLabelValues(service)
 	inFlight.Inc()
@@ -213,7 +214,7 @@ func (h *handler) route(c echo.Context) error {
 		h.log.Debug("routed", "service", service, "subject", subj, "outcome", "nats_error", "err", err,
 			"req_id", req.Header.Get(echo.HeaderXRequestID))
 	}
-	if err != nil && errors.Is(ctx.Err(), context.Canceled) && errors.Is(context.Cause(lost), errConnLost) && req.Context().Err() == nil {
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) && errors.Is(context.Cause(lost), jetstream.ErrConnLost) && req.Context().Err() == nil {
 		// Sent, then the connection dropped: the reply cannot come, and the
 		// service may or may not have run the request.
 		h.metrics.natsErrors.WithLabelValues(service, "connection_lost").Inc()
