@@ -76,12 +76,6 @@ func build(d *part.Deps) ([]part.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Start ready when the records load in time; /health says so until then.
-	select {
-	case <-h.Ready():
-	case <-time.After(5 * time.Second):
-		d.Log.Warn("stream records not loaded within 5s; the stream edge reports unready until they are")
-	}
 	pool, err := streamproc.New(streamproc.Options{
 		NC: d.NC, JS: d.JS, Concurrency: d.Config.Stream.Concurrency, Workers: d.Config.Stream.Workers,
 		Timeout: d.Config.Stream.ProcessTimeout.D(), MaxDeliver: d.Config.Stream.MaxDeliver,
