@@ -603,21 +603,7 @@ func TestBinaryShutdownDrainsInFlight(t *testing.T) {
 	p := startBinary(t, e, "run")
 	waitHealthy(t, p, e, c, 60*time.Second)
 	// Wait until the proxy worker routes to the upstream.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := c.Get(e.url("lb", "/vision/ping"))
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/vision/ping never answered 200 (err %v); stderr:\n%s", err, p.stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitRouted(t, p, e, c, "/vision/ping")
 
 	type result struct {
 		status int
@@ -658,4 +644,25 @@ func TestBinaryShutdownDrainsInFlight(t *testing.T) {
 		t.Errorf("exit code after SIGTERM = %d; stderr:\n%s", code, p.stderr)
 	}
 	p.noErrors()
+}
+
+// waitRouted waits until the lb answers 200 on path: the proxy worker
+// routes to the upstream.
+func waitRouted(t *testing.T, p *proc, e *instanceEnv, c *http.Client, path string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := c.Get(e.url("lb", path))
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered 200 (err %v); stderr:\n%s", path, err, p.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

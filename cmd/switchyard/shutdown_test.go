@@ -37,21 +37,7 @@ func TestBinarySIGTERMWithHungUpstream(t *testing.T) {
 	c := httpClient(t)
 	p := startBinary(t, e, "run")
 	waitHealthy(t, p, e, c, 60*time.Second)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := c.Get(e.url("lb", "/vision/ping"))
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/vision/ping never answered 200 (err %v); stderr:\n%s", err, p.stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitRouted(t, p, e, c, "/vision/ping")
 
 	type result struct {
 		status int
