@@ -2,13 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 
-	"github.com/switchyard/switchyard/app"
 	"github.com/switchyard/switchyard/part"
 )
 
@@ -30,27 +26,13 @@ func TestJobsPartRunsAlone(t *testing.T) {
 	}
 	cfg := testConfig(t)
 	cfg.Server.WorkerPort = 0
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan map[string]net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{Config: cfg, Parts: []part.Part{jobsPart}, Log: slog.New(slog.DiscardHandler),
-			Version: "test", Ready: func(a map[string]net.Addr) { ready <- a }})
-	}()
-	var addrs map[string]net.Addr
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatal(err)
-	}
+	r := startParts(t, cfg, jobsPart)
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := r.stop(); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 	}()
-	resp, err := http.Get("http://" + addrs["jobs"].String() + "/health")
+	resp, err := http.Get(r.url("jobs", "/health"))
 	if err != nil {
 		t.Fatal(err)
 	}

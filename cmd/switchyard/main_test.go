@@ -46,12 +46,18 @@ type running struct {
 // start runs every part in-process and stops it in t.Cleanup.
 func start(t *testing.T, cfg *config.Config) *running {
 	t.Helper()
+	return startParts(t, cfg, parts()...)
+}
+
+// startParts runs the given parts in-process and stops them in t.Cleanup.
+func startParts(t *testing.T, cfg *config.Config, ps ...part.Part) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan map[string]net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, app.Options{
-			Config: cfg, Parts: parts(), Log: slog.New(slog.DiscardHandler), Version: "test",
+			Config: cfg, Parts: ps, Log: slog.New(slog.DiscardHandler), Version: "test",
 			Ready: func(a map[string]net.Addr) { ready <- a },
 		})
 	}()
@@ -260,27 +266,13 @@ func TestWorkersAloneServeHealthAndMetrics(t *testing.T) {
 			proxyPart = p
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan map[string]net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{Config: cfg, Parts: []part.Part{proxyPart}, Log: slog.New(slog.DiscardHandler),
-			Version: "test", Ready: func(a map[string]net.Addr) { ready <- a }})
-	}()
-	var addrs map[string]net.Addr
-	select {
-	case addrs = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatal(err)
-	}
+	r := startParts(t, cfg, proxyPart)
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := r.stop(); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 	}()
-	base := "http://" + addrs["proxy"].String()
+	base := r.url("proxy", "")
 	resp, err := http.Get(base + "/health")
 	if err != nil {
 		t.Fatal(err)
